@@ -1,0 +1,61 @@
+"""llmgrid_nb: watch several LLMs stream side by side in a notebook, then measure them with pandas."""
+
+from __future__ import annotations
+
+from .api import arun, run, start
+from .config import Secret, load_dotenv
+from .errors import ConfigError, LLMGridError, ProviderError, StreamParseError, StreamTimeout
+from .events import (
+    Done,
+    Error,
+    Event,
+    FinalSynthesis,
+    InterimAnalysis,
+    Progress,
+    Reasoning,
+    SearchResult,
+    Status,
+    Token,
+    ToolCall,
+    Usage,
+)
+from .grid import Grid
+from .history import History, history, log_to
+from .sources.litellm import LiteLLM
+from .sources.ollama import Ollama
+from .sources.openai_sse import OpenAICompatible, Simulated
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "Done",
+    "Error",
+    "Event",
+    "FinalSynthesis",
+    "Grid",
+    "History",
+    "InterimAnalysis",
+    "LLMGridError",
+    "LiteLLM",
+    "Ollama",
+    "OpenAICompatible",
+    "Progress",
+    "ProviderError",
+    "Reasoning",
+    "SearchResult",
+    "Secret",
+    "Simulated",
+    "Status",
+    "StreamParseError",
+    "StreamTimeout",
+    "Token",
+    "ToolCall",
+    "Usage",
+    "arun",
+    "history",
+    "load_dotenv",
+    "log_to",
+    "run",
+    "start",
+]

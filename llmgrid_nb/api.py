@@ -1,0 +1,149 @@
+"""The public entry points: run (blocking), arun (awaitable) and start (returns at once)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .config import default_models
+from .engine import get_engine
+from .errors import ConfigError
+from .grid import Grid
+from .history import persist_run, record_run
+from .multiplexer import Multiplexer, RunOptions, Sink
+from .sources.base import Prompt, Source
+from .sources.resolve import resolve_source
+
+__all__ = ["MAX_PROMPT_CHARS", "arun", "run", "start"]
+
+log = logging.getLogger(__name__)
+
+#: Longer prompts are refused before anything is sent (pass max_prompt_chars= to raise it).
+MAX_PROMPT_CHARS = 1_000_000
+
+
+def _check_positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0 or math.isnan(value):
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+def _options(connect_timeout: float, first_token_timeout: float | None, stall_timeout: float | None,
+             timeout: float | None, retries: int, max_concurrency: int, stall_threshold: float) -> RunOptions:
+    _check_positive("connect_timeout", connect_timeout, allow_none=False)
+    _check_positive("first_token_timeout", first_token_timeout)
+    _check_positive("stall_timeout", stall_timeout)
+    _check_positive("timeout", timeout)
+    _check_positive("stall_threshold", stall_threshold, allow_none=False)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise ConfigError(f"retries must be a whole number >= 0, got {retries!r}")
+    if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool) or max_concurrency < 1:
+        raise ConfigError(f"max_concurrency must be a whole number >= 1, got {max_concurrency!r}")
+    return RunOptions(connect_timeout, first_token_timeout, stall_timeout, timeout, retries,
+                      max_concurrency, stall_threshold)
+
+
+def _prompt(prompt: str, system: str | None, temperature: float | None, max_tokens: int | None,
+            params: Mapping[str, Any] | None, max_prompt_chars: int) -> Prompt:
+    if not isinstance(prompt, str):
+        raise ConfigError(f"the prompt must be a string, got {type(prompt).__name__}")
+    if not prompt.strip():
+        raise ConfigError("the prompt is empty")
+    if len(prompt) > max_prompt_chars:
+        raise ConfigError(f"the prompt has {len(prompt):,} characters, more than the limit of "
+                          f"{max_prompt_chars:,}; pass max_prompt_chars= to allow it")
+    if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2):
+        raise ConfigError(f"temperature must be between 0 and 2, got {temperature!r}")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool)
+                                   or max_tokens < 1):
+        raise ConfigError(f"max_tokens must be a whole number >= 1, got {max_tokens!r}")
+    return Prompt(prompt, system, temperature, max_tokens, dict(params or {}))
+
+
+def _sources(models: Sequence[str | Source] | str | None) -> list[Source]:
+    if models is None:
+        models = default_models()
+    if isinstance(models, str):
+        models = [m for m in models.split(",")]
+    models = list(models)
+    if not models:
+        raise ConfigError("no models given: pass models=[...], e.g. ['sim/fast', 'sim/steady']")
+    sources = [resolve_source(m) for m in models]
+    for src in sources:
+        src.validate()
+    return sources
+
+
+def start(
+    prompt: str,
+    models: Sequence[str | Source] | str | None = None,
+    *,
+    system: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    params: Mapping[str, Any] | None = None,
+    connect_timeout: float = 10.0,
+    first_token_timeout: float | None = 60.0,
+    stall_timeout: float | None = 30.0,
+    timeout: float | None = 300.0,
+    retries: int = 2,
+    max_concurrency: int = 32,
+    stall_threshold: float = 1.0,
+    max_prompt_chars: int = MAX_PROMPT_CHARS,
+    sinks: Sequence[Sink] = (),
+) -> Grid:
+    """Validate everything, start the run on the engine and return its Grid at once."""
+    p = _prompt(prompt, system, temperature, max_tokens, params, max_prompt_chars)
+    options = _options(connect_timeout, first_token_timeout, stall_timeout, timeout, retries,
+                       max_concurrency, stall_threshold)
+    sources = _sources(models)
+    engine = get_engine()
+    mux = Multiplexer(uuid.uuid4().hex[:12], p, sources, options, engine.pool, sinks)
+    grid_box: list[Grid] = []
+
+    async def _main() -> None:
+        try:
+            await mux.run()
+        finally:
+            if grid_box:
+                record_run(grid_box[0])
+                asyncio.get_running_loop().run_in_executor(None, _persist, grid_box[0])
+
+    future = engine.submit(_main())
+    grid = Grid(mux, engine, future)
+    grid_box.append(grid)
+    return grid
+
+
+def _persist(grid: Grid) -> None:
+    try:
+        persist_run(grid)
+    except Exception:
+        log.exception("could not append run %s to the run log", grid.run_id)
+
+
+def run(prompt: str, models: Sequence[str | Source] | str | None = None, *,
+        background: bool = False, **options: Any) -> Grid:
+    """Stream ``prompt`` to every model at once and return the finished Grid.
+
+    Works in scripts and in notebooks whose loop is already running (the streams run on the
+    engine thread). ``background=True`` returns at once; ``grid.wait()`` or ``await grid``
+    later. A KeyboardInterrupt while waiting cancels every stream (partial results are kept
+    in ``lg.history()``) and is re-raised. Options: see ``start``.
+    """
+    grid = start(prompt, models, **options)
+    if not background:
+        grid.wait()
+    return grid
+
+
+async def arun(prompt: str, models: Sequence[str | Source] | str | None = None, **options: Any) -> Grid:
+    """``run`` as a coroutine: awaits the same engine work without blocking the caller's loop."""
+    grid = start(prompt, models, **options)
+    await grid
+    return grid

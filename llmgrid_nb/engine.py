@@ -1,0 +1,84 @@
+"""The engine: one event loop in a dedicated daemon thread that runs every stream.
+
+Owning the loop means ``run()`` can block correctly even where the caller's loop is already
+running (a notebook kernel), chunk timestamps are taken on a loop that a busy kernel thread
+does not delay, and widget messages from the kernel keep flowing (no nest-asyncio).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from .clients import ClientPool
+
+__all__ = ["Engine", "get_engine"]
+
+T = TypeVar("T")
+
+
+class Engine:
+    """An asyncio loop running forever in a thread, plus the pooled HTTP clients it owns."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.pool = ClientPool()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="llmgrid-engine", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(self._ready.set)
+        self.loop.run_forever()
+
+    @property
+    def in_engine_thread(self) -> bool:
+        """True when called from the engine's own thread (blocking there would deadlock)."""
+        return threading.current_thread() is self._thread
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule a coroutine on the engine loop from any thread."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def call_soon(self, fn: Any, *args: Any) -> None:
+        """Call ``fn(*args)`` on the engine loop, thread-safely."""
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def shutdown(self, timeout: float = 2.0) -> None:
+        """Cancel what still runs, close the HTTP clients and stop the loop."""
+        if not self.loop.is_running():
+            return
+
+        async def _close() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.pool.aclose()
+
+        try:
+            self.submit(_close()).result(timeout)
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def get_engine() -> Engine:
+    """The process-wide engine, started on first use and stopped at interpreter exit."""
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            _engine = Engine()
+            atexit.register(_engine.shutdown)
+        return _engine

@@ -1,0 +1,94 @@
+"""Every run of this process, and an optional SQLite log that survives kernel restarts."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .config import persistent_log_path
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .grid import Grid
+
+__all__ = ["History", "history", "log_to", "persist_run", "record_run"]
+
+_lock = threading.Lock()
+_grids: list[Grid] = []
+_log_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class History:
+    """Chunks and summaries of many runs, each row with its run_id and prompt."""
+
+    chunks: pd.DataFrame
+    summary: pd.DataFrame
+
+    def __repr__(self) -> str:
+        runs = self.summary["run_id"].nunique() if len(self.summary) else 0
+        return f"<History {runs} runs, {len(self.summary)} streams, {len(self.chunks)} chunks>"
+
+
+def log_to(path: str | Path | None) -> None:
+    """Append every finished run to the SQLite file at ``path`` (None stops logging)."""
+    global _log_path
+    _log_path = Path(path).expanduser() if path is not None else None
+
+
+def _current_log() -> Path | None:
+    return _log_path or persistent_log_path()
+
+
+def record_run(grid: Grid) -> None:
+    """Remember a finished run (cheap: the DataFrames are built only when asked for)."""
+    with _lock:
+        _grids.append(grid)
+
+
+def persist_run(grid: Grid) -> None:
+    """Append a finished run to the persistent log, if one is set (call off the engine loop)."""
+    path = _current_log()
+    if path is not None:
+        chunks, summary = _with_prompt(grid)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _lock, sqlite3.connect(path) as con:
+            chunks.to_sql("chunks", con, if_exists="append", index=False)
+            summary.to_sql("summary", con, if_exists="append", index=False)
+
+
+def _with_prompt(grid: Grid) -> tuple[pd.DataFrame, pd.DataFrame]:
+    chunks = grid.chunks.copy()
+    summary = grid.summary.copy()
+    chunks.insert(1, "prompt", grid.prompt)
+    summary.insert(1, "prompt", grid.prompt)
+    summary.insert(2, "started_at", grid.started_at)
+    return chunks, summary
+
+
+def history(path: str | Path | None = None) -> History:
+    """All runs of this process; with ``path``, every run ever logged to that SQLite file."""
+    import pandas as pd
+
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.exists():
+            from .errors import ConfigError
+
+            raise ConfigError(f"no run log at {p}")
+        with sqlite3.connect(p) as con:
+            return History(pd.read_sql("SELECT * FROM chunks", con), pd.read_sql("SELECT * FROM summary", con))
+    with _lock:
+        grids = list(_grids)
+    if not grids:
+        from .metrics import CHUNK_COLUMNS, SUMMARY_COLUMNS
+
+        return History(pd.DataFrame(columns=["run_id", "prompt", *CHUNK_COLUMNS[1:]]),
+                       pd.DataFrame(columns=["run_id", "prompt", "started_at", *SUMMARY_COLUMNS[1:]]))
+    pairs = [_with_prompt(g) for g in grids]
+    return History(pd.concat([c for c, _ in pairs], ignore_index=True),
+                   pd.concat([s for _, s in pairs], ignore_index=True))

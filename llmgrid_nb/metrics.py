@@ -1,0 +1,284 @@
+"""The metrics recorder: columnar per-chunk rows and per-stream facts, DataFrames on demand.
+
+Metric definitions (all times on one monotonic clock in the kernel's engine thread, taken when
+a chunk's bytes were parsed; "content" chunks are token, reasoning, tool_call and
+final_synthesis events with non-empty payload; empty role chunks and usage-only chunks are not
+content):
+
+- ``ttfb_s``  request sent -> first parsed message of any kind (a role chunk counts).
+- ``ttft_s``  request sent -> first content chunk (reasoning counts).
+- ``ttfo_s``  request sent -> first non-reasoning output chunk (answer text or a tool call).
+- ``ttst_s``  first content chunk -> second content chunk.
+- ``e2e_s``   request sent -> last content chunk (a trailing usage chunk does not count).
+- ``output_tokens`` N: the provider's usage when reported (always requested), else an offline
+  tokenizer over the streamed text, else the number of content chunks; ``tokens_source`` says
+  which ("usage", "tokenizer", "chunks").
+- ``tpot_s``  (e2e - ttft) / (N - 1): time per output token after the first, as vLLM's bench
+  serve and genai-perf define it. ``decode_tokens_per_s`` = 1 / tpot;
+  ``e2e_tokens_per_s`` = N / e2e. Prompt tokens never enter a rate.
+- ``icl_*``  inter-chunk latency: the gaps between consecutive content chunks (the full
+  distribution is ``gap_s`` of content rows in ``chunks``); p50/p95/p99 here.
+- ``stalls``  content gaps longer than the stall threshold (default 1 s).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .events import CONTENT_KINDS, Event
+from .tokens import count_tokens
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["CHUNK_COLUMNS", "SUMMARY_COLUMNS", "ChunkRecorder", "StreamFacts", "stream_metrics"]
+
+CHUNK_COLUMNS = ("run_id", "source", "seq", "kind", "t_s", "gap_s", "chars", "tokens", "text")
+SUMMARY_COLUMNS = (
+    "run_id", "source", "model", "route", "status", "ttfb_s", "ttft_s", "ttfo_s", "ttst_s", "e2e_s",
+    "n_chunks", "prompt_tokens", "output_tokens", "reasoning_tokens", "tokens_source", "tpot_s",
+    "decode_tokens_per_s", "e2e_tokens_per_s", "icl_p50_s", "icl_p95_s", "icl_p99_s", "stalls",
+    "max_gap_s", "finish_reason", "error", "error_type", "attempts", "warnings", "chars",
+    "t_request_s",
+)
+_NAN = math.nan
+
+
+@dataclass(slots=True)
+class StreamFacts:
+    """What is known about one stream beyond its chunks: identity, lifecycle, usage, outcome."""
+
+    source: str
+    model: str
+    route: str
+    status: str = "queued"
+    t_request: float | None = None
+    t_first_message: float | None = None
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    server: dict[str, float] = field(default_factory=dict)
+    finish_reason: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+    attempts: int = 0
+    warnings: int = 0
+
+
+def _describe(ev: Any) -> str:
+    kind = ev.kind
+    if kind == "tool_call":
+        return f"{ev.name}({ev.arguments})"
+    if kind == "search_result":
+        return f"{ev.title} <{ev.url}>"
+    if kind == "error":
+        return ev.message
+    if kind == "done":
+        return ev.finish_reason or ""
+    if kind == "progress":
+        return ev.detail or ev.stage
+    return ""
+
+
+_TEXT_KINDS = frozenset({"token", "reasoning", "final_synthesis", "interim_analysis"})
+
+
+class ChunkRecorder:
+    """Record every non-status event as a row in plain lists; build DataFrames on demand."""
+
+    __slots__ = ("run_id", "streams", "_source", "_seq", "_kind", "_t", "_text", "_seqs")
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.streams: dict[str, StreamFacts] = {}
+        self._source: list[str] = []
+        self._seq: list[int] = []
+        self._kind: list[str] = []
+        self._t: list[float] = []
+        self._text: list[str] = []
+        self._seqs: dict[str, int] = {}
+
+    def add_stream(self, source: str, model: str, route: str) -> StreamFacts:
+        """Register a stream before its first event."""
+        facts = self.streams[source] = StreamFacts(source, model, route)
+        self._seqs[source] = 0
+        return facts
+
+    def record(self, ev: Event) -> None:
+        """Hot path: O(1) appends per event, no pandas."""
+        kind = ev.kind
+        source = ev.source
+        if kind == "status":
+            self.streams[source].status = ev.state  # type: ignore[union-attr]
+            return
+        if kind in _TEXT_KINDS:
+            text = ev.text  # type: ignore[union-attr]
+        else:
+            text = _describe(ev)
+            facts = self.streams[source]
+            if kind == "usage":
+                self._merge_usage(facts, ev)
+            elif kind == "done":
+                facts.finish_reason = ev.finish_reason  # type: ignore[union-attr]
+            elif kind == "error":
+                if ev.fatal:  # type: ignore[union-attr]
+                    facts.error = ev.message  # type: ignore[union-attr]
+                    facts.error_type = ev.error_type  # type: ignore[union-attr]
+                else:
+                    facts.warnings += 1
+        seq = self._seqs[source]
+        self._seqs[source] = seq + 1
+        self._source.append(source)
+        self._seq.append(seq)
+        self._kind.append(kind)
+        self._t.append(ev.t_s)
+        self._text.append(text)
+
+    @staticmethod
+    def _merge_usage(facts: StreamFacts, ev: Any) -> None:
+        if ev.prompt_tokens is not None:
+            facts.prompt_tokens = ev.prompt_tokens
+        if ev.output_tokens is not None:
+            facts.output_tokens = ev.output_tokens
+        if ev.reasoning_tokens is not None:
+            facts.reasoning_tokens = ev.reasoning_tokens
+        facts.server.update(ev.server)
+
+    def __len__(self) -> int:
+        return len(self._t)
+
+    def chunks_frame(self) -> pd.DataFrame:
+        """One row per received chunk (every event but status changes)."""
+        import numpy as np
+        import pandas as pd
+
+        n = len(self._t)
+        source = self._source[:n]
+        kind = self._kind[:n]
+        text = self._text[:n]
+        df = pd.DataFrame({
+            "run_id": pd.Series([self.run_id] * n, dtype="string"),
+            "source": pd.Series(source, dtype="string"),
+            "seq": np.asarray(self._seq[:n], dtype=np.int64),
+            "kind": pd.Series(kind, dtype="string"),
+            "t_s": np.asarray(self._t[:n], dtype=np.float64),
+        })
+        df["gap_s"] = df.groupby("source", sort=False)["t_s"].diff()
+        is_content = np.fromiter((k in CONTENT_KINDS for k in kind), dtype=bool, count=n)
+        df["chars"] = np.where(is_content, [len(t) for t in text], 0).astype(np.int64)
+        df["tokens"] = self._chunk_tokens(source, text, is_content)
+        df["text"] = pd.Series(text, dtype="string")
+        return df[list(CHUNK_COLUMNS)]
+
+    def _chunk_tokens(self, source: list[str], text: list[str], is_content: Any) -> Any:
+        import numpy as np
+
+        out = np.zeros(len(text), dtype=np.int64)
+        by_model: dict[str, list[int]] = {}
+        for i, (src, content) in enumerate(zip(source, is_content)):
+            if content:
+                by_model.setdefault(self.streams[src].model, []).append(i)
+        for model, rows in by_model.items():
+            counts = count_tokens([text[i] for i in rows], model)
+            out[rows] = counts if counts is not None else 1
+        return out
+
+    def summary_frame(self, *, stall_threshold: float = 1.0) -> pd.DataFrame:
+        """One row per stream with the metrics defined in this module's docstring."""
+        import numpy as np
+        import pandas as pd
+
+        n = len(self._t)
+        times = np.asarray(self._t[:n], dtype=np.float64)
+        content_rows: dict[str, list[int]] = {src: [] for src in self.streams}
+        for i, (src, kind) in enumerate(zip(self._source[:n], self._kind[:n])):
+            if kind in CONTENT_KINDS:
+                content_rows[src].append(i)
+        rows = []
+        for src, facts in self.streams.items():
+            idx = content_rows[src]
+            kinds = [self._kind[i] for i in idx]
+            content_text = "".join(self._text[i] for i in idx if self._kind[i] != "tool_call")
+            if facts.output_tokens is not None:
+                n_tokens, token_source = facts.output_tokens, "usage"
+            else:
+                counted = count_tokens([content_text], facts.model) if idx else None
+                if counted is not None and counted[0] > 0:
+                    n_tokens, token_source = counted[0], "tokenizer"
+                else:
+                    n_tokens, token_source = len(idx), "chunks"
+            m = stream_metrics(facts.t_request, facts.t_first_message, times[idx], kinds,
+                               n_tokens, stall_threshold=stall_threshold)
+            row: dict[str, Any] = {
+                "run_id": self.run_id, "source": src, "model": facts.model, "route": facts.route,
+                "status": facts.status, **m,
+                "n_chunks": len(idx), "prompt_tokens": facts.prompt_tokens,
+                "output_tokens": n_tokens if idx or facts.output_tokens is not None else 0,
+                "reasoning_tokens": facts.reasoning_tokens, "tokens_source": token_source,
+                "finish_reason": facts.finish_reason, "error": facts.error,
+                "error_type": facts.error_type, "attempts": facts.attempts,
+                "warnings": facts.warnings, "chars": len(content_text),
+                "t_request_s": facts.t_request,
+            }
+            for key, value in facts.server.items():
+                row[f"server_{key}"] = value
+            if "eval_count" in facts.server and facts.server.get("eval_duration_s"):
+                row["server_decode_tokens_per_s"] = facts.server["eval_count"] / facts.server["eval_duration_s"]
+            rows.append(row)
+        df = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS) if not rows else None)
+        extra = [c for c in df.columns if c not in SUMMARY_COLUMNS]
+        df = df.reindex(columns=list(SUMMARY_COLUMNS) + extra)
+        for col in ("prompt_tokens", "output_tokens", "reasoning_tokens"):
+            df[col] = pd.array(df[col].tolist(), dtype="Int64")
+        for col in ("source", "model", "route", "status", "tokens_source", "finish_reason",
+                    "error", "error_type", "run_id"):
+            df[col] = df[col].astype("string")
+        return df
+
+
+def stream_metrics(
+    t_request: float | None,
+    t_first_message: float | None,
+    content_times: Any,
+    content_kinds: list[str],
+    n_tokens: int,
+    *,
+    stall_threshold: float = 1.0,
+) -> Mapping[str, float]:
+    """The latency metrics of one stream from its content-chunk arrival times (a pure function)."""
+    import numpy as np
+
+    out = dict.fromkeys(("ttfb_s", "ttft_s", "ttfo_s", "ttst_s", "e2e_s", "tpot_s",
+                         "decode_tokens_per_s", "e2e_tokens_per_s", "icl_p50_s", "icl_p95_s",
+                         "icl_p99_s", "max_gap_s"), _NAN)
+    out["stalls"] = 0
+    if t_request is None:
+        return out
+    if t_first_message is not None:
+        out["ttfb_s"] = t_first_message - t_request
+    times = np.asarray(content_times, dtype=np.float64)
+    if times.size == 0:
+        return out
+    ttft = float(times[0] - t_request)
+    e2e = float(times[-1] - t_request)
+    out["ttft_s"] = ttft
+    out["e2e_s"] = e2e
+    answer = [t for t, k in zip(times, content_kinds) if k != "reasoning"]
+    if answer:
+        out["ttfo_s"] = float(answer[0] - t_request)
+    if times.size > 1:
+        gaps = np.diff(times)
+        out["ttst_s"] = float(gaps[0])
+        p50, p95, p99 = np.percentile(gaps, [50, 95, 99])
+        out.update(icl_p50_s=float(p50), icl_p95_s=float(p95), icl_p99_s=float(p99),
+                   max_gap_s=float(gaps.max()), stalls=int((gaps > stall_threshold).sum()))
+    if n_tokens > 1 and e2e > ttft:
+        tpot = (e2e - ttft) / (n_tokens - 1)
+        out["tpot_s"] = tpot
+        out["decode_tokens_per_s"] = 1.0 / tpot
+    if n_tokens > 0 and e2e > 0:
+        out["e2e_tokens_per_s"] = n_tokens / e2e
+    return out

@@ -1,0 +1,293 @@
+"""The multiplexer: fans one prompt out to every source on the engine loop and merges events.
+
+Per source it enforces the time limits (total, first token, stall), retries failures that
+happen before the first content chunk (connect errors, 429 honouring Retry-After, 5xx) with
+exponential backoff and jitter, and never retries after content arrived: such a failure ends
+the source with a fatal Error event that keeps the partial text. Every event is dispatched, in
+arrival order, to the recorder and the sinks; one source failing never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .errors import ProviderError, StreamTimeout
+from .events import CONTENT_KINDS, Error, Event, Status
+from .metrics import ChunkRecorder
+from .sources.base import Prompt, Source, StreamContext
+
+__all__ = ["Multiplexer", "RunOptions", "Sink"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Time limits (seconds), retry policy and concurrency of one run."""
+
+    connect_timeout: float = 10.0
+    first_token_timeout: float | None = 60.0
+    stall_timeout: float | None = 30.0
+    timeout: float | None = 300.0
+    retries: int = 2
+    max_concurrency: int = 32
+    stall_threshold: float = 1.0
+    backoff_base: float = 0.5
+    backoff_max: float = 8.0
+
+
+class Sink(Protocol):
+    """Consumes a run's events on the engine loop; keep ``on_event`` cheap."""
+
+    def on_start(self, mux: Multiplexer) -> None: ...
+
+    def on_event(self, event: Event) -> None: ...
+
+    def on_finish(self, mux: Multiplexer) -> None: ...
+
+
+class _Slot:
+    """The multiplexer's state for one source in one run."""
+
+    __slots__ = ("name", "source", "ctx", "task", "text", "reasoning", "got_content", "in_request",
+                 "timeout_reason", "stop_requested", "t_start", "status")
+
+    def __init__(self, name: str, source: Source, ctx: StreamContext) -> None:
+        self.name = name
+        self.source = source
+        self.ctx = ctx
+        self.task: asyncio.Task[None] | None = None
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.got_content = False
+        self.in_request = False
+        self.timeout_reason: str | None = None
+        self.stop_requested = False
+        self.t_start = 0.0
+        self.status = "queued"
+
+
+def unique_names(sources: Sequence[Source]) -> list[str]:
+    """Source labels, with ``#2``, ``#3`` ... appended to repeats."""
+    seen: dict[str, int] = {}
+    names = []
+    for src in sources:
+        base = src.name
+        seen[base] = seen.get(base, 0) + 1
+        names.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
+    return names
+
+
+class Multiplexer:
+    """One run: the sources, their events in arrival order, and the recorder."""
+
+    def __init__(self, run_id: str, prompt: Prompt, sources: Sequence[Source], options: RunOptions,
+                 pool: Any, sinks: Sequence[Sink] = ()) -> None:
+        self.run_id = run_id
+        self.prompt = prompt
+        self.options = options
+        self.events: list[Event] = []
+        self.recorder = ChunkRecorder(run_id)
+        self.sinks = list(sinks)
+        self.t0 = time.monotonic()
+        self.started = False
+        self.finished = False
+        self.cancelled = False
+        self._pool = pool
+        self.slots: dict[str, _Slot] = {}
+        for name, src in zip(unique_names(sources), sources):
+            self.slots[name] = _Slot(name, src, StreamContext(name, 0.0, pool, options.connect_timeout))
+            self.recorder.add_stream(name, src.model, src.route)
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+
+    # -- the hot path ---------------------------------------------------------------------
+    def _emit(self, ev: Event) -> None:
+        self.events.append(ev)
+        self.recorder.record(ev)
+        for sink in self.sinks:
+            try:
+                sink.on_event(ev)
+            except Exception:  # a broken sink must not break measurement
+                log.exception("sink %r failed on %s", sink, ev.kind)
+
+    def now(self) -> float:
+        """Seconds since the run started."""
+        return time.monotonic() - self.t0
+
+    def _status(self, slot: _Slot, state: str, detail: str = "") -> None:
+        slot.status = state
+        self._emit(Status(slot.name, self.now(), state, detail))
+
+    # -- running ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Prepare every source, start the clock, stream all of them, and finish."""
+        await self._prepare()
+        self.t0 = time.monotonic()
+        for slot in self.slots.values():
+            slot.ctx = StreamContext(slot.name, self.t0, self._pool, self.options.connect_timeout)
+        self.started = True
+        for sink in self.sinks:
+            sink.on_start(self)
+        for slot in self.slots.values():
+            self._status(slot, "queued")
+        if not self.cancelled:
+            for slot in self.slots.values():
+                slot.task = asyncio.create_task(self._drive(slot), name=f"llmgrid:{slot.name}")
+        watchdog = asyncio.create_task(self._watchdog(), name="llmgrid:watchdog")
+        try:
+            tasks = [s.task for s in self.slots.values() if s.task is not None]
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            for slot in self.slots.values():
+                if slot.task is None:
+                    self._status(slot, "cancelled")
+        finally:
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
+            self.finished = True
+            for sink in self.sinks:
+                try:
+                    sink.on_finish(self)
+                except Exception:
+                    log.exception("sink %r failed at finish", sink)
+
+    async def _prepare(self) -> None:
+        """Let sources do slow set-up (start the simulator, import litellm) off the clock."""
+        hooks = [s.source.prepare() for s in self.slots.values() if hasattr(s.source, "prepare")]
+        results = await asyncio.gather(*hooks, return_exceptions=True)
+        for res in results:
+            if isinstance(res, BaseException):
+                log.warning("a source failed to prepare: %s", res)
+
+    def cancel(self, name: str | None = None) -> None:
+        """Stop one source, or all; partial text and metrics are kept. Engine thread only."""
+        if name is None:
+            self.cancelled = True
+        for slot in self.slots.values():
+            if name is None or slot.name == name:
+                slot.stop_requested = True
+                if slot.task is not None and not slot.task.done():
+                    slot.task.cancel()
+
+    def _semaphore(self, host: str | None) -> asyncio.Semaphore | None:
+        if host is None:
+            return None
+        sem = self._semaphores.get(host)
+        if sem is None:
+            sem = self._semaphores[host] = asyncio.Semaphore(self.options.max_concurrency)
+        return sem
+
+    async def _drive(self, slot: _Slot) -> None:
+        facts = self.recorder.streams[slot.name]
+        slot.t_start = self.now()
+        try:
+            sem = self._semaphore(slot.source.host)
+            if sem is not None:
+                await sem.acquire()
+            try:
+                await self._attempts(slot, facts)
+            finally:
+                if sem is not None:
+                    sem.release()
+        except asyncio.CancelledError:
+            slot.in_request = False
+            if slot.timeout_reason is not None and not slot.stop_requested:
+                self._fail(slot, StreamTimeout(slot.timeout_reason, kind="timeout"))
+            else:
+                self._status(slot, "cancelled", "stopped by the user")
+        except Exception as exc:  # a bug in a source: show it in its pane, keep the others going
+            log.exception("source %s raised", slot.name)
+            self._fail(slot, ProviderError(f"internal error: {type(exc).__name__}: {exc}", kind="internal"))
+
+    async def _attempts(self, slot: _Slot, facts: Any) -> None:
+        opts = self.options
+        for attempt in range(opts.retries + 1):
+            facts.attempts = attempt + 1
+            self._status(slot, "connecting", f"attempt {attempt + 1}" if attempt else "")
+            try:
+                slot.in_request = True
+                async with aclosing(slot.source.stream(self.prompt, slot.ctx)) as events:
+                    async for ev in events:
+                        kind = ev.kind
+                        if kind in CONTENT_KINDS:
+                            if not slot.got_content:
+                                slot.got_content = True
+                                self._status(slot, "streaming")
+                            if kind == "token" or kind == "final_synthesis":
+                                slot.text.append(ev.text)  # type: ignore[union-attr]
+                            elif kind == "reasoning":
+                                slot.reasoning.append(ev.text)  # type: ignore[union-attr]
+                        elif kind == "status":
+                            slot.status = ev.state  # type: ignore[union-attr]
+                        self._emit(ev)
+                slot.in_request = False
+                facts.t_request = slot.ctx.t_request
+                facts.t_first_message = slot.ctx.t_first_message
+                self._status(slot, "done")
+                return
+            except ProviderError as exc:
+                slot.in_request = False
+                facts.t_request = slot.ctx.t_request
+                facts.t_first_message = slot.ctx.t_first_message
+                delay = self._retry_delay(slot, exc, attempt)
+                if delay is None:
+                    self._fail(slot, exc)
+                    return
+                self._emit(Error(slot.name, self.now(), f"attempt {attempt + 1} failed: {exc.message}",
+                                 recoverable=True, status_code=exc.status_code, fatal=False,
+                                 error_type=exc.kind))
+                self._status(slot, "retrying", f"retry {attempt + 1}/{opts.retries} in {delay:.1f} s")
+                await asyncio.sleep(delay)
+            finally:
+                facts.t_request = slot.ctx.t_request
+                facts.t_first_message = slot.ctx.t_first_message
+
+    def _retry_delay(self, slot: _Slot, exc: ProviderError, attempt: int) -> float | None:
+        """Seconds to wait before retrying, or None when retrying is unsafe or pointless."""
+        opts = self.options
+        if not exc.retryable or slot.got_content or attempt >= opts.retries or slot.stop_requested:
+            return None
+        delay = min(opts.backoff_max, opts.backoff_base * 2 ** attempt) * random.uniform(0.5, 1.5)
+        if exc.retry_after is not None:
+            delay = max(exc.retry_after, 0.0)
+        if opts.timeout is not None and self.now() - slot.t_start + delay >= opts.timeout:
+            return None
+        return delay
+
+    def _fail(self, slot: _Slot, exc: ProviderError) -> None:
+        self._emit(Error(slot.name, self.now(), exc.message, recoverable=exc.retryable,
+                         partial_text="".join(slot.text), status_code=exc.status_code,
+                         fatal=True, error_type=exc.kind))
+        self._status(slot, "failed", exc.message)
+
+    async def _watchdog(self) -> None:
+        """Enforce total, first-token and stall limits by cancelling the offending stream."""
+        opts = self.options
+        limits = [x for x in (opts.timeout, opts.first_token_timeout, opts.stall_timeout) if x]
+        tick = min([0.1] + [x / 20 for x in limits])
+        while True:
+            await asyncio.sleep(tick)
+            now = self.now()
+            for slot in self.slots.values():
+                task = slot.task
+                if task is None or task.done() or slot.timeout_reason or slot.stop_requested:
+                    continue
+                reason = None
+                if opts.timeout and now - slot.t_start > opts.timeout:
+                    reason = f"timed out: no complete answer within {opts.timeout:g} s"
+                elif slot.in_request and slot.ctx.t_request is not None:
+                    if (opts.first_token_timeout and not slot.got_content
+                            and now - slot.ctx.t_request > opts.first_token_timeout):
+                        reason = f"timed out: no first token within {opts.first_token_timeout:g} s"
+                    elif opts.stall_timeout and now - slot.ctx.last_activity > opts.stall_timeout:
+                        reason = f"stalled: no data for {opts.stall_timeout:g} s"
+                if reason:
+                    slot.timeout_reason = reason
+                    task.cancel()

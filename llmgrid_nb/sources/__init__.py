@@ -1,0 +1,1 @@
+"""Sources: one module per way of talking to a provider; each yields typed events."""

@@ -1,0 +1,125 @@
+"""The Source protocol, the prompt every source receives, and the per-stream context."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ..events import Event
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ..clients import ClientPool
+
+__all__ = ["Prompt", "Source", "SourceOptions", "StreamContext"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOptions:
+    """Request options a source may carry; a value left None falls back to the run's."""
+
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """The query of one run, with the run-level request options."""
+
+    text: str
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def merged(self, options: SourceOptions) -> Prompt:
+        """This prompt with a source's own options taking precedence."""
+        return Prompt(
+            self.text,
+            options.system if options.system is not None else self.system,
+            options.temperature if options.temperature is not None else self.temperature,
+            options.max_tokens if options.max_tokens is not None else self.max_tokens,
+            {**self.params, **options.extra_body},
+        )
+
+    def messages(self) -> list[dict[str, str]]:
+        """The chat messages: an optional system message, then the user's prompt."""
+        msgs = [{"role": "system", "content": self.system}] if self.system else []
+        msgs.append({"role": "user", "content": self.text})
+        return msgs
+
+
+class StreamContext:
+    """What the multiplexer gives a source for one stream: the clock, clients, limits.
+
+    A source calls ``activity()`` for every network read (any bytes, keep-alives included),
+    which stamps the read and feeds the stall watchdog, and ``first_message(t)`` once the first
+    wire message of the response has been parsed (that defines TTFB).
+    """
+
+    __slots__ = ("name", "_t0", "_pool", "connect_timeout", "t_request", "t_first_message",
+                 "last_activity", "attempt")
+
+    def __init__(self, name: str, t0: float, pool: ClientPool, connect_timeout: float) -> None:
+        self.name = name
+        self._t0 = t0
+        self._pool = pool
+        self.connect_timeout = connect_timeout
+        self.t_request: float | None = None
+        self.t_first_message: float | None = None
+        self.last_activity = 0.0
+        self.attempt = 0
+
+    def now(self) -> float:
+        """Seconds since the run started, on the shared monotonic clock."""
+        return time.monotonic() - self._t0
+
+    def request_started(self) -> float:
+        """Mark the moment the request of this attempt is sent; every latency counts from it."""
+        t = self.now()
+        self.t_request = t
+        self.t_first_message = None
+        self.last_activity = t
+        return t
+
+    def activity(self) -> float:
+        """Stamp a network read: returns its time and resets the stall watchdog."""
+        t = time.monotonic() - self._t0
+        self.last_activity = t
+        return t
+
+    def first_message(self, t: float) -> None:
+        """Record the arrival time of the first parsed message of the response (TTFB)."""
+        if self.t_first_message is None:
+            self.t_first_message = t
+
+    def client(self, url: str) -> httpx.AsyncClient:
+        """The pooled client for ``url``'s host, shared across runs."""
+        return self._pool.client_for(url)
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A way of talking to one model: yields typed events for one prompt.
+
+    ``name`` is the pane label (made unique per run by the multiplexer), ``model`` the
+    provider's model id, ``route`` how it is reached ("direct-openai", "direct-ollama",
+    "litellm", "sim", ...). ``host`` is the host key whose concurrency limit applies, or None.
+    """
+
+    name: str
+    model: str
+    route: str
+
+    @property
+    def host(self) -> str | None: ...
+
+    def validate(self) -> None:
+        """Raise ConfigError for problems that can be found before any request is sent."""
+
+    def stream(self, prompt: Prompt, ctx: StreamContext) -> AsyncIterator[Event]: ...

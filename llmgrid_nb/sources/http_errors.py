@@ -1,0 +1,123 @@
+"""The one boundary where httpx exceptions and HTTP error responses become ProviderErrors."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Sequence
+
+import httpx
+
+from ..config import Secret
+from ..errors import ProviderError
+
+__all__ = ["error_from_response", "parse_retry_after", "translate_transport_error"]
+
+_MAX_ERROR_BODY = 64 * 1024
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _provider_message(body: bytes, content_type: str) -> str:
+    """The provider's own error text from a JSON error body, or a description of the body."""
+    text = body.decode("utf-8", errors="replace").strip()
+    if "html" in content_type or text[:15].lower().startswith(("<!doctype", "<html")):
+        return "the server answered with an HTML page, not the API's JSON"
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return text[:300] or "(empty body)"
+    return describe_error_object(obj) or text[:300]
+
+
+def describe_error_object(obj: object) -> str:
+    """A one-line message from the error shapes providers use (OpenAI, Ollama, Brave, ...)."""
+    if isinstance(obj, dict):
+        err = obj.get("error", obj)
+        if isinstance(err, str):
+            return err
+        if isinstance(err, dict):
+            for key in ("message", "detail", "msg"):
+                if isinstance(err.get(key), str):
+                    return err[key]
+        for key in ("message", "detail"):
+            if isinstance(obj.get(key), str):
+                return obj[key]
+    return ""
+
+
+async def error_from_response(
+    response: httpx.Response, *, key_env: Sequence[str] = (), secret: Secret | None = None
+) -> ProviderError:
+    """Read (a bounded part of) an error response and describe it so a user can act."""
+    body = b""
+    async for part in response.aiter_bytes():
+        body += part
+        if len(body) >= _MAX_ERROR_BODY:
+            break
+    status = response.status_code
+    detail = _provider_message(body, response.headers.get("content-type", ""))
+    if secret is not None:
+        detail = secret.redact(detail)
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    if status in (401, 403):
+        hint = f"; check {' or '.join(key_env)}" if key_env else "; check the API key"
+        message = f"authentication failed (HTTP {status}): {detail}{hint}"
+        kind = "auth"
+    elif status == 404:
+        message = f"not found (HTTP 404): {detail}"
+        kind = "not_found"
+    elif status == 429:
+        wait = f"; retry after {retry_after:g} s" if retry_after is not None else ""
+        message = f"rate limited (HTTP 429): {detail}{wait}"
+        kind = "rate_limit"
+    elif status >= 500:
+        message = f"server error (HTTP {status}): {detail}"
+        kind = "server"
+    else:
+        message = f"request rejected (HTTP {status}): {detail}"
+        kind = "bad_request"
+    return ProviderError(
+        message,
+        status_code=status,
+        retryable=status == 429 or status >= 500,
+        retry_after=retry_after,
+        kind=kind,
+    )
+
+
+def translate_transport_error(exc: httpx.HTTPError, url: str) -> ProviderError:
+    """A transport-level httpx error as a ProviderError that says what happened."""
+    where = httpx.URL(url)
+    host = f"{where.host}:{where.port}" if where.port else where.host
+    reason = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectTimeout):
+        return ProviderError(f"timed out connecting to {host}", retryable=True, kind="connect")
+    if isinstance(exc, httpx.ConnectError):
+        return ProviderError(f"cannot connect to {host}: {reason}", retryable=True, kind="connect")
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return ProviderError(f"the connection to {host} broke mid-response: {reason}",
+                             retryable=True, kind="reset")
+    if isinstance(exc, httpx.ReadError):
+        return ProviderError(f"the connection to {host} was reset: {reason}",
+                             retryable=True, kind="reset")
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderError(f"timed out talking to {host}: {reason}", retryable=True, kind="timeout")
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return ProviderError(f"unsupported URL {url!r}: {reason}", kind="config")
+    return ProviderError(f"HTTP error talking to {host}: {reason}", retryable=True, kind="transport")

@@ -1,0 +1,86 @@
+"""Turn the model strings users type into Source objects."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from ..config import HOSTED_OPENAI_COMPATIBLE
+from ..errors import ConfigError
+from .base import Source
+from .litellm import LiteLLM
+from .ollama import Ollama
+from .openai_sse import OpenAICompatible, Simulated
+
+__all__ = ["resolve_source"]
+
+_OPENAI_BARE = re.compile(r"^(gpt-|o1|o3|o4|chatgpt-)")
+
+
+def _sim_base() -> str:
+    from ..sim import default_simulator
+
+    return default_simulator().openai_base
+
+
+def resolve_source(model: str | Source) -> Source:
+    """A Source for a model string, or the object itself if it already is one.
+
+    - ``sim/<profile>[?options]``: the loopback simulator, direct SSE;
+    - ``ollama/<model>``: Ollama's NDJSON API at OLLAMA_HOST (default localhost:11434);
+    - ``openai/<model>@<base_url>``: any OpenAI-compatible server, direct SSE, no key sent
+      unless given (pass a source object with ``api_key=`` for a proxy that needs one);
+    - ``openai/<model>``, ``groq/<model>``, ``deepseek/``, ``openrouter/``, ``together_ai/``,
+      ``mistral/``, ``fireworks_ai/`` and bare OpenAI names (``gpt-4o-mini``): the hosted API
+      over the direct SSE path, key from its environment variable;
+    - ``litellm:<anything above or any LiteLLM model>``: force the LiteLLM route;
+    - anything else (``anthropic/...``, ``gemini/...``): LiteLLM.
+    """
+    if not isinstance(model, str):
+        if not (hasattr(model, "stream") and hasattr(model, "name")):
+            raise ConfigError(f"not a model string or source: {model!r}")
+        return model
+    spec = model.strip()
+    if not spec:
+        raise ConfigError("empty model name")
+    if spec.startswith("litellm:"):
+        return _litellm_route(spec[len("litellm:"):], label=spec)
+    prefix, slash, rest = spec.partition("/")
+    if slash and prefix == "sim":
+        return Simulated(rest, name=spec)
+    if slash and prefix in ("ollama", "ollama_chat"):
+        if not rest:
+            raise ConfigError(f"{spec!r}: name the Ollama model, e.g. ollama/llama3.2")
+        return Ollama(rest, name=spec)
+    if slash and "@" in rest:
+        name, _, base = rest.rpartition("@")
+        if prefix != "openai":
+            raise ConfigError(f"{spec!r}: '<model>@<base_url>' works with openai/ (OpenAI-compatible servers)")
+        return OpenAICompatible(name, base, name=spec)
+    if slash and prefix in HOSTED_OPENAI_COMPATIBLE:
+        return _hosted(prefix, rest, spec)
+    if not slash and _OPENAI_BARE.match(spec):
+        return _hosted("openai", spec, spec)
+    return LiteLLM(spec, name=spec)
+
+
+def _hosted(provider: str, model: str, label: str) -> OpenAICompatible:
+    hosted = HOSTED_OPENAI_COMPATIBLE[provider]
+    base = hosted.base_url
+    if provider == "openai":
+        base = os.environ.get("OPENAI_BASE_URL", "").strip() or base
+    return OpenAICompatible(model, base, key_env=hosted.key_env, name=label)
+
+
+def _litellm_route(spec: str, *, label: str) -> LiteLLM:
+    prefix, slash, rest = spec.partition("/")
+    kwargs: dict[str, Any] = {"name": label}
+    if slash and prefix == "sim":
+        return LiteLLM(f"openai/{rest}", api_base=_sim_base, api_key="sim-no-key", **kwargs)
+    if slash and prefix == "openai" and "@" in rest:
+        name, _, base = rest.rpartition("@")
+        return LiteLLM(f"openai/{name}", api_base=base, api_key="no-key", **kwargs)
+    if slash and prefix in HOSTED_OPENAI_COMPATIBLE:
+        return LiteLLM(spec, key_env=HOSTED_OPENAI_COMPATIBLE[prefix].key_env, **kwargs)
+    return LiteLLM(spec, **kwargs)
