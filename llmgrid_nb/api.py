@@ -7,13 +7,14 @@ import logging
 import math
 import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from .config import default_models
 from .engine import get_engine
 from .errors import ConfigError
 from .grid import Grid
-from .history import persist_run, record_run
+from .history import current_log, persist_run, record_run
 from .multiplexer import Multiplexer, RunOptions, Sink
 from .sources.base import Prompt, Source
 from .sources.resolve import resolve_source
@@ -79,6 +80,18 @@ def _sources(models: Sequence[str | Source] | str | None) -> list[Source]:
     return sources
 
 
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (where a live widget can be shown)."""
+    import sys
+
+    if "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
 def start(
     prompt: str,
     models: Sequence[str | Source] | str | None = None,
@@ -96,15 +109,40 @@ def start(
     stall_threshold: float = 1.0,
     max_prompt_chars: int = MAX_PROMPT_CHARS,
     sinks: Sequence[Sink] = (),
+    widget: bool | None = None,
 ) -> Grid:
-    """Validate everything, start the run on the engine and return its Grid at once."""
+    """Validate everything, start the run on the engine and return its Grid at once.
+
+    ``widget`` shows the live grid of panes (default: only inside a Jupyter kernel).
+    """
+    return _start(prompt, models, system=system, temperature=temperature, max_tokens=max_tokens,
+                  params=params, connect_timeout=connect_timeout,
+                  first_token_timeout=first_token_timeout, stall_timeout=stall_timeout,
+                  timeout=timeout, retries=retries, max_concurrency=max_concurrency,
+                  stall_threshold=stall_threshold, max_prompt_chars=max_prompt_chars, sinks=sinks,
+                  widget=widget, stoppable=True)
+
+
+def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: str | None,
+           temperature: float | None, max_tokens: int | None, params: Mapping[str, Any] | None,
+           connect_timeout: float, first_token_timeout: float | None, stall_timeout: float | None,
+           timeout: float | None, retries: int, max_concurrency: int, stall_threshold: float,
+           max_prompt_chars: int, sinks: Sequence[Sink], widget: bool | None, stoppable: bool) -> Grid:
     p = _prompt(prompt, system, temperature, max_tokens, params, max_prompt_chars)
     options = _options(connect_timeout, first_token_timeout, stall_timeout, timeout, retries,
                        max_concurrency, stall_threshold)
     sources = _sources(models)
     engine = get_engine()
-    mux = Multiplexer(uuid.uuid4().hex[:12], p, sources, options, engine.pool, sinks)
+    all_sinks = list(sinks)
+    grid_widget = None
+    if widget or (widget is None and _in_kernel()):
+        from .widget import GridWidget, WidgetSink
+
+        grid_widget = GridWidget()
+        all_sinks.append(WidgetSink(grid_widget, stoppable=stoppable))
+    mux = Multiplexer(uuid.uuid4().hex[:12], p, sources, options, engine.pool, all_sinks)
     grid_box: list[Grid] = []
+    log_path = current_log()
 
     async def _main() -> None:
         try:
@@ -112,17 +150,24 @@ def start(
         finally:
             if grid_box:
                 record_run(grid_box[0])
-                asyncio.get_running_loop().run_in_executor(None, _persist, grid_box[0])
+                if log_path is not None:
+                    asyncio.get_running_loop().run_in_executor(None, _persist, grid_box[0], log_path)
 
-    future = engine.submit(_main())
-    grid = Grid(mux, engine, future)
+    grid = Grid(mux, engine, None)
     grid_box.append(grid)
+    if grid_widget is not None:
+        from IPython.display import display
+
+        grid.widget = grid_widget
+        grid_widget.on_stop(grid.cancel)
+        display(grid_widget)
+    grid._future = engine.submit(_main())
     return grid
 
 
-def _persist(grid: Grid) -> None:
+def _persist(grid: Grid, path: Path) -> None:
     try:
-        persist_run(grid)
+        persist_run(grid, path)
     except Exception:
         log.exception("could not append run %s to the run log", grid.run_id)
 
@@ -132,11 +177,19 @@ def run(prompt: str, models: Sequence[str | Source] | str | None = None, *,
     """Stream ``prompt`` to every model at once and return the finished Grid.
 
     Works in scripts and in notebooks whose loop is already running (the streams run on the
-    engine thread). ``background=True`` returns at once; ``grid.wait()`` or ``await grid``
-    later. A KeyboardInterrupt while waiting cancels every stream (partial results are kept
-    in ``lg.history()``) and is re-raised. Options: see ``start``.
+    engine thread). ``background=True`` returns at once (and keeps the widget's Stop button
+    live); ``grid.wait()`` or ``await grid`` later. A KeyboardInterrupt while waiting cancels
+    every stream (partial results are kept in ``lg.history()``) and is re-raised. Options:
+    see ``start``.
     """
-    grid = start(prompt, models, **options)
+    defaults = {"system": None, "temperature": None, "max_tokens": None, "params": None,
+                "connect_timeout": 10.0, "first_token_timeout": 60.0, "stall_timeout": 30.0,
+                "timeout": 300.0, "retries": 2, "max_concurrency": 32, "stall_threshold": 1.0,
+                "max_prompt_chars": MAX_PROMPT_CHARS, "sinks": (), "widget": None}
+    unknown = set(options) - set(defaults)
+    if unknown:
+        raise TypeError(f"run() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    grid = _start(prompt, models, **{**defaults, **options}, stoppable=background)
     if not background:
         grid.wait()
     return grid

@@ -25,10 +25,10 @@ class Grid:
     show what has arrived so far) and are final once ``done`` is true.
     """
 
-    def __init__(self, mux: Multiplexer, engine: Engine, future: concurrent.futures.Future[None]) -> None:
+    def __init__(self, mux: Multiplexer, engine: Engine, future: concurrent.futures.Future[None] | None) -> None:
         self._mux = mux
         self._engine = engine
-        self._future = future
+        self._future: concurrent.futures.Future[None] = future or concurrent.futures.Future()
         self._frames: tuple[pd.DataFrame, pd.DataFrame] | None = None
         self.started_at = time.time()
         self.widget: Any = None
@@ -130,11 +130,24 @@ class Grid:
 
     def __await__(self) -> Generator[Any, None, Grid]:
         try:
-            yield from asyncio.wrap_future(self._future).__await__()
+            # Shielded: cancelling the awaiting task asks the run to stop cleanly instead of
+            # killing the engine-side coroutine before it has recorded what happened.
+            yield from asyncio.shield(asyncio.wrap_future(self._future)).__await__()
         except asyncio.CancelledError:
             self.cancel()
             raise
         return self
+
+    def show(self) -> Any:
+        """Display the run's widget again (another view of the same live panes)."""
+        if self.widget is None:
+            from .errors import ConfigError
+
+            raise ConfigError("this run has no widget; run it with widget=True inside Jupyter")
+        from IPython.display import display
+
+        display(self.widget)
+        return None
 
     def __repr__(self) -> str:
         return f"<Grid {self.run_id} {self.status}: {', '.join(self.sources)}>"

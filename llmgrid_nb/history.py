@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from .grid import Grid
 
-__all__ = ["History", "history", "log_to", "persist_run", "record_run"]
+__all__ = ["History", "current_log", "history", "log_to", "persist_run", "record_run"]
 
 _lock = threading.Lock()
 _grids: list[Grid] = []
@@ -40,7 +40,8 @@ def log_to(path: str | Path | None) -> None:
     _log_path = Path(path).expanduser() if path is not None else None
 
 
-def _current_log() -> Path | None:
+def current_log() -> Path | None:
+    """Where finished runs are appended now: ``log_to``'s path, else LLMGRID_LOG, else None."""
     return _log_path or persistent_log_path()
 
 
@@ -50,9 +51,8 @@ def record_run(grid: Grid) -> None:
         _grids.append(grid)
 
 
-def persist_run(grid: Grid) -> None:
-    """Append a finished run to the persistent log, if one is set (call off the engine loop)."""
-    path = _current_log()
+def persist_run(grid: Grid, path: Path | None) -> None:
+    """Append a finished run to the SQLite log at ``path`` (call off the engine loop)."""
     if path is not None:
         chunks, summary = _with_prompt(grid)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,7 @@ SUMMARY_COLUMNS = (
     "n_chunks", "prompt_tokens", "output_tokens", "reasoning_tokens", "tokens_source", "tpot_s",
     "decode_tokens_per_s", "e2e_tokens_per_s", "icl_p50_s", "icl_p95_s", "icl_p99_s", "stalls",
     "max_gap_s", "finish_reason", "error", "error_type", "attempts", "warnings", "chars",
-    "t_request_s",
+    "t_request_s", "request_id",
 )
 _NAN = math.nan
 
@@ -66,6 +66,7 @@ class StreamFacts:
     error_type: str | None = None
     attempts: int = 0
     warnings: int = 0
+    request_id: str | None = None
 
 
 def _describe(ev: Any) -> str:
@@ -221,7 +222,7 @@ class ChunkRecorder:
                 "finish_reason": facts.finish_reason, "error": facts.error,
                 "error_type": facts.error_type, "attempts": facts.attempts,
                 "warnings": facts.warnings, "chars": len(content_text),
-                "t_request_s": facts.t_request,
+                "t_request_s": facts.t_request, "request_id": facts.request_id,
             }
             for key, value in facts.server.items():
                 row[f"server_{key}"] = value
@@ -234,7 +235,7 @@ class ChunkRecorder:
         for col in ("prompt_tokens", "output_tokens", "reasoning_tokens"):
             df[col] = pd.array(df[col].tolist(), dtype="Int64")
         for col in ("source", "model", "route", "status", "tokens_source", "finish_reason",
-                    "error", "error_type", "run_id"):
+                    "error", "error_type", "run_id", "request_id"):
             df[col] = df[col].astype("string")
         return df
 

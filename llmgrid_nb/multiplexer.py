@@ -228,14 +228,12 @@ class Multiplexer:
                             slot.status = ev.state  # type: ignore[union-attr]
                         self._emit(ev)
                 slot.in_request = False
-                facts.t_request = slot.ctx.t_request
-                facts.t_first_message = slot.ctx.t_first_message
+                self._record_request(slot, facts)
                 self._status(slot, "done")
                 return
             except ProviderError as exc:
                 slot.in_request = False
-                facts.t_request = slot.ctx.t_request
-                facts.t_first_message = slot.ctx.t_first_message
+                self._record_request(slot, facts)
                 delay = self._retry_delay(slot, exc, attempt)
                 if delay is None:
                     self._fail(slot, exc)
@@ -246,8 +244,13 @@ class Multiplexer:
                 self._status(slot, "retrying", f"retry {attempt + 1}/{opts.retries} in {delay:.1f} s")
                 await asyncio.sleep(delay)
             finally:
-                facts.t_request = slot.ctx.t_request
-                facts.t_first_message = slot.ctx.t_first_message
+                self._record_request(slot, facts)
+
+    @staticmethod
+    def _record_request(slot: _Slot, facts: Any) -> None:
+        facts.t_request = slot.ctx.t_request
+        facts.t_first_message = slot.ctx.t_first_message
+        facts.request_id = slot.ctx.request_id
 
     def _retry_delay(self, slot: _Slot, exc: ProviderError, attempt: int) -> float | None:
         """Seconds to wait before retrying, or None when retrying is unsafe or pointless."""

@@ -63,7 +63,7 @@ class StreamContext:
     """
 
     __slots__ = ("name", "_t0", "_pool", "connect_timeout", "t_request", "t_first_message",
-                 "last_activity", "attempt")
+                 "last_activity", "attempt", "request_id")
 
     def __init__(self, name: str, t0: float, pool: ClientPool, connect_timeout: float) -> None:
         self.name = name
@@ -74,6 +74,8 @@ class StreamContext:
         self.t_first_message: float | None = None
         self.last_activity = 0.0
         self.attempt = 0
+        #: The provider's id for the request (x-request-id and similar headers), if it sent one.
+        self.request_id: str | None = None
 
     def now(self) -> float:
         """Seconds since the run started, on the shared monotonic clock."""
@@ -97,6 +99,14 @@ class StreamContext:
         """Record the arrival time of the first parsed message of the response (TTFB)."""
         if self.t_first_message is None:
             self.t_first_message = t
+
+    def note_response(self, headers: Mapping[str, str]) -> None:
+        """Keep the provider's request id from the response headers, for support and fidelity."""
+        for key in ("x-sim-request-id", "x-request-id", "request-id"):
+            value = headers.get(key)
+            if value:
+                self.request_id = value
+                return
 
     def client(self, url: str) -> httpx.AsyncClient:
         """The pooled client for ``url``'s host, shared across runs."""

@@ -114,8 +114,8 @@ def translate_transport_error(exc: httpx.HTTPError, url: str) -> ProviderError:
         return ProviderError(f"the connection to {host} broke mid-response: {reason}",
                              retryable=True, kind="reset")
     if isinstance(exc, httpx.ReadError):
-        return ProviderError(f"the connection to {host} was reset: {reason}",
-                             retryable=True, kind="reset")
+        detail = f": {exc}" if str(exc) else " by the server"
+        return ProviderError(f"the connection to {host} was reset{detail}", retryable=True, kind="reset")
     if isinstance(exc, httpx.TimeoutException):
         return ProviderError(f"timed out talking to {host}: {reason}", retryable=True, kind="timeout")
     if isinstance(exc, httpx.UnsupportedProtocol):

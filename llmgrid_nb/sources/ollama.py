@@ -144,6 +144,7 @@ class Ollama:
         ctx.request_started()
         try:
             async with client.stream("POST", url, json=self.request_body(prompt), timeout=timeout) as resp:
+                ctx.note_response(resp.headers)
                 if resp.status_code >= 400:
                     raise await error_from_response(resp)
                 ctype = resp.headers.get("content-type", "")

@@ -203,6 +203,7 @@ class OpenAICompatible:
         ctx.request_started()
         try:
             async with client.stream("POST", url, json=body, headers=headers, timeout=timeout) as resp:
+                ctx.note_response(resp.headers)
                 if resp.status_code >= 400:
                     raise await error_from_response(resp, key_env=self.key_env, secret=key)
                 ctype = resp.headers.get("content-type", "")
@@ -282,9 +283,12 @@ class Simulated(OpenAICompatible):
         await asyncio.get_running_loop().run_in_executor(None, default_simulator)
 
     def validate(self) -> None:
-        from ..sim.profiles import parse_model
+        from ..sim.profiles import PROFILES, UnknownModelError, parse_model
 
         try:
             parse_model(self.profile)
-        except (KeyError, ValueError) as exc:
-            raise ConfigError(f"{self.name}: {exc.args[0] if exc.args else exc}") from None
+        except UnknownModelError:
+            raise ConfigError(f"{self.name}: unknown simulator profile; choose one of "
+                              f"{', '.join('sim/' + p for p in PROFILES)}") from None
+        except ValueError as exc:
+            raise ConfigError(f"{self.name}: bad simulator option: {exc}") from None

@@ -1,0 +1,302 @@
+"""The anywidget grid: synced traits, and a sink that streams throttled deltas to it.
+
+Kernel -> browser traffic follows one small versioned envelope (mirrored in
+``js/src/protocol.js``, fixtures in ``js/test/fixtures/messages.json``):
+
+- traits ``panes`` (display order), ``snapshot`` (full state of every pane, refreshed when a
+  pane ends and when the run ends, so a re-opened notebook or a second view shows everything)
+  and ``run`` (run id, prompt, status, elapsed, total tokens);
+- custom messages ``{"v": 1, "type": "delta", "seq", "panes": {id: delta}, "run"}`` carrying
+  only appended text with its offset (``"text": [offset, appended]``), so a repeated or missed
+  delta is detected instead of corrupting the pane.
+
+The sink coalesces every event between flushes and flushes at most ``rate`` times a second
+with a true throttle: a leading flush when idle, a trailing flush always scheduled while
+anything is pending, never a debounce, and a final full state when each stream ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anywidget
+import traitlets
+
+from .errors import ConfigError
+from .events import CONTENT_KINDS, Event
+
+if TYPE_CHECKING:
+    from .multiplexer import Multiplexer
+
+__all__ = ["PROTOCOL_VERSION", "GridWidget", "WidgetSink", "bundle_path"]
+
+log = logging.getLogger(__name__)
+PROTOCOL_VERSION = 1
+STATIC = Path(__file__).parent / "static"
+_ENDED = frozenset({"done", "failed", "cancelled"})
+
+
+def bundle_path() -> Path:
+    """The built widget bundle; a clear error if the JS was never built."""
+    path = STATIC / "widget.js"
+    if not path.is_file():
+        raise ConfigError("the widget's JavaScript bundle is missing: run `make setup` "
+                          "(or `cd js && npm ci && npm run build`), or use --no-widget")
+    return path
+
+
+class GridWidget(anywidget.AnyWidget):
+    """The panes of one run, rendered by ``js/src/index.js``."""
+
+    panes = traitlets.List(traitlets.Dict()).tag(sync=True)
+    snapshot = traitlets.Dict().tag(sync=True)
+    run = traitlets.Dict().tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._esm = bundle_path()
+        css = STATIC / "widget.css"
+        if css.is_file():
+            self._css = css
+        super().__init__(**kwargs)
+        self._stop_handler: Any = None
+        self.on_msg(self._handle_message)
+
+    def on_stop(self, handler: Any) -> None:
+        """Call ``handler(pane_id or None)`` when a Stop button is clicked."""
+        self._stop_handler = handler
+
+    def _handle_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        # May run on a comm thread (ipykernel subshells): keep it trivial and thread-safe.
+        if (isinstance(content, dict) and content.get("v") == PROTOCOL_VERSION
+                and content.get("type") == "stop" and self._stop_handler is not None):
+            pane = content.get("pane")
+            self._stop_handler(pane if isinstance(pane, str) else None)
+
+    def __repr__(self) -> str:
+        return f"GridWidget(run_id={self.run.get('run_id', '')!r}, panes={len(self.panes)})"
+
+
+class _Pane:
+    """The sink's running copy of one pane, plus what is pending for the next delta."""
+
+    __slots__ = ("name", "status", "text", "text_len", "reasoning", "reasoning_len", "tool_calls", "results",
+                 "analysis", "error", "n_chunks", "tokens", "usage_tokens", "t_first", "t_last",
+                 "pending", "dirty_status", "dirty_metrics", "dirty_error")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.status = "queued"
+        self.text: list[str] = []
+        self.text_len = 0
+        self.reasoning: list[str] = []
+        self.reasoning_len = 0
+        self.tool_calls: list[dict[str, str]] = []
+        self.results: list[dict[str, str]] = []
+        self.analysis: list[str] = []
+        self.error: dict[str, Any] | None = None
+        self.n_chunks = 0
+        self.tokens = 0
+        self.usage_tokens: int | None = None
+        self.t_first: float | None = None
+        self.t_last: float | None = None
+        self.pending: dict[str, list[Any]] = {}
+        self.dirty_status = False
+        self.dirty_metrics = False
+        self.dirty_error = False
+
+
+class WidgetSink:
+    """Feeds a GridWidget from a run's events, on the engine loop, throttled."""
+
+    def __init__(self, widget: GridWidget, *, rate: float = 30.0, stoppable: bool = True) -> None:
+        self.widget = widget
+        self.interval = 1.0 / rate
+        self.stoppable = stoppable
+        self.seq = 0
+        self.messages_sent = 0
+        self._mux: Multiplexer | None = None
+        self._panes: dict[str, _Pane] = {}
+        self._last_flush = -1e9
+        self._timer: asyncio.TimerHandle | None = None
+        self._ended: set[str] = set()
+
+    # -- Sink protocol ----------------------------------------------------------------------
+    def on_start(self, mux: Multiplexer) -> None:
+        self._mux = mux
+        self._panes = {name: _Pane(name) for name in mux.slots}
+        self.widget.panes = [
+            {"id": name, "name": name, "model": slot.source.model, "route": slot.source.route,
+             "kind": getattr(slot.source, "pane_kind", "model")}
+            for name, slot in mux.slots.items()
+        ]
+        self.widget.snapshot = {name: self._state(name) for name in self._panes}
+        self.widget.run = self._run_state("running")
+
+    def on_event(self, ev: Event) -> None:
+        pane = self._panes.get(ev.source)
+        if pane is None:
+            return
+        kind = ev.kind
+        if kind == "token" or kind == "final_synthesis":
+            self._append(pane, "text", ev.text)  # type: ignore[union-attr]
+        elif kind == "reasoning":
+            self._append(pane, "reasoning", ev.text)  # type: ignore[union-attr]
+        elif kind == "tool_call":
+            item = {"id": ev.id, "name": ev.name, "arguments": ev.arguments}  # type: ignore[union-attr]
+            self._append_item(pane, "tool_calls", item)
+        elif kind == "search_result":
+            item = {"title": ev.title, "url": ev.url, "description": ev.description,  # type: ignore[union-attr]
+                    "age": ev.age}  # type: ignore[union-attr]
+            self._append_item(pane, "results", item)
+        elif kind == "interim_analysis":
+            self._append_item(pane, "analysis", ev.text)  # type: ignore[union-attr]
+        elif kind == "status":
+            pane.status = ev.state  # type: ignore[union-attr]
+            pane.dirty_status = True
+            if pane.status in _ENDED:
+                self._ended.add(ev.source)
+        elif kind == "error":
+            if ev.fatal:  # type: ignore[union-attr]
+                pane.error = {"message": ev.message, "recoverable": ev.recoverable}  # type: ignore[union-attr]
+                pane.dirty_error = True
+        elif kind == "usage":
+            if ev.output_tokens is not None:  # type: ignore[union-attr]
+                pane.usage_tokens = ev.output_tokens  # type: ignore[union-attr]
+                pane.dirty_metrics = True
+        if kind in CONTENT_KINDS:
+            pane.n_chunks += 1
+            pane.tokens += 1
+            if pane.t_first is None:
+                pane.t_first = ev.t_s
+            pane.t_last = ev.t_s
+            pane.dirty_metrics = True
+        self._schedule()
+
+    def on_finish(self, mux: Multiplexer) -> None:
+        self._cancel_timer()
+        self._flush()
+        self.widget.snapshot = {name: self._state(name) for name in self._panes}
+        status = "cancelled" if mux.cancelled else "done"
+        self.widget.run = self._run_state(status)
+
+    # -- accumulation -----------------------------------------------------------------------
+    @staticmethod
+    def _append(pane: _Pane, field: str, text: str) -> None:
+        pending = pane.pending.get(field)
+        if pending is None:
+            offset = pane.text_len if field == "text" else pane.reasoning_len
+            pending = pane.pending[field] = [offset]
+        pending.append(text)
+        if field == "text":
+            pane.text.append(text)
+            pane.text_len += len(text)
+        else:
+            pane.reasoning.append(text)
+            pane.reasoning_len += len(text)
+
+    @staticmethod
+    def _append_item(pane: _Pane, field: str, item: Any) -> None:
+        items = getattr(pane, field)
+        pending = pane.pending.get(field)
+        if pending is None:
+            pending = pane.pending[field] = [len(items)]
+        pending.append(item)
+        items.append(item)
+
+    # -- throttled flushing -------------------------------------------------------------------
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._last_flush + self.interval - time.monotonic())
+        self._timer = loop.call_later(delay, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._flush()
+
+    def _flush(self) -> None:
+        self._last_flush = time.monotonic()
+        panes: dict[str, dict[str, Any]] = {}
+        for name, pane in self._panes.items():
+            delta = self._delta(pane)
+            if delta:
+                panes[name] = delta
+        ended, self._ended = self._ended, set()
+        if panes:
+            self.seq += 1
+            message = {"v": PROTOCOL_VERSION, "type": "delta", "seq": self.seq, "panes": panes,
+                       "run": {"elapsed_s": self._elapsed(), "total_tokens": self._total_tokens()}}
+            try:
+                self.widget.send(message)
+                self.messages_sent += 1
+            except Exception:  # a closed comm must not break the run
+                log.debug("widget delta not sent", exc_info=True)
+        if ended:
+            snapshot = dict(self.widget.snapshot)
+            for name in ended:
+                snapshot[name] = self._state(name)
+            self.widget.snapshot = snapshot
+
+    def _delta(self, pane: _Pane) -> dict[str, Any]:
+        delta: dict[str, Any] = {}
+        for field, pending in pane.pending.items():
+            if field in ("text", "reasoning"):
+                delta[field] = [pending[0], "".join(pending[1:])]
+            else:
+                delta[field] = [pending[0], pending[1:]]
+        pane.pending = {}
+        if pane.dirty_status:
+            delta["status"] = pane.status
+            pane.dirty_status = False
+        if pane.dirty_error:
+            delta["error"] = pane.error
+            pane.dirty_error = False
+        if pane.dirty_metrics:
+            delta["metrics"] = self._metrics(pane)
+            pane.dirty_metrics = False
+        return delta
+
+    # -- state ------------------------------------------------------------------------------
+    def _metrics(self, pane: _Pane) -> dict[str, Any]:
+        tokens = pane.usage_tokens if pane.usage_tokens is not None else pane.tokens
+        ttft = None
+        t_request = self._mux.slots[pane.name].ctx.t_request if self._mux is not None else None
+        if pane.t_first is not None and t_request is not None:
+            ttft = pane.t_first - t_request
+        tps = None
+        if pane.t_first is not None and pane.t_last is not None and pane.t_last > pane.t_first and tokens > 1:
+            tps = (tokens - 1) / (pane.t_last - pane.t_first)
+        elapsed = (pane.t_last - t_request) if pane.t_last is not None and t_request is not None else 0.0
+        return {"ttft_s": ttft, "tokens": tokens, "tokens_per_s": tps, "elapsed_s": elapsed,
+                "n_chunks": pane.n_chunks}
+
+    def _state(self, name: str) -> dict[str, Any]:
+        pane = self._panes[name]
+        return {
+            "status": pane.status, "text": "".join(pane.text), "reasoning": "".join(pane.reasoning),
+            "tool_calls": list(pane.tool_calls), "results": list(pane.results),
+            "analysis": list(pane.analysis), "error": pane.error, "metrics": self._metrics(pane),
+            "seq": self.seq,
+        }
+
+    def _elapsed(self) -> float:
+        return self._mux.now() if self._mux is not None else 0.0
+
+    def _total_tokens(self) -> int:
+        return sum(p.usage_tokens if p.usage_tokens is not None else p.tokens for p in self._panes.values())
+
+    def _run_state(self, status: str) -> dict[str, Any]:
+        mux = self._mux
+        return {"run_id": mux.run_id if mux else "", "prompt": mux.prompt.text if mux else "",
+                "status": status, "elapsed_s": self._elapsed(), "total_tokens": self._total_tokens(),
+                "started_at": time.time() * 1000 - self._elapsed() * 1000, "stoppable": self.stoppable}
