@@ -1,0 +1,20 @@
+"""A loopback HTTP server that imitates LLM providers (OpenAI, Ollama) and Brave Search.
+
+Deterministic for a seed and precise in timing; the default backend for demos, tests and
+benchmarks. Start it with ``start_simulator()`` or ``default_simulator()``, or run
+``python -m llmgrid_nb.sim``.
+
+Models are profiles (``fast``, ``steady``, ``slow``, ``bursty``, ``reasoning``, ``tools``,
+``flaky``, ``instant``), optionally prefixed ``sim/`` or tagged ``:latest``, with query-string
+options that override anything: ``steady?tokens=10&ttft=0.1&rate=100&jitter=0&seed=3``,
+``reasoning?reasoning=20``, ``fast?xss=1``, and faults such as
+``fast?fault=reset&after=4``, ``fault=stall&stall_s=2``, ``fault=http_429&retry_after=none``,
+``fault=drip&drip_s=0.01`` (see ``profiles.FAULT_KINDS``).
+"""
+
+from __future__ import annotations
+
+from .process import SimServer, default_simulator, start_simulator
+from .profiles import PROFILES, Profile, parse_model, schedule
+
+__all__ = ["PROFILES", "Profile", "SimServer", "default_simulator", "parse_model", "schedule", "start_simulator"]
