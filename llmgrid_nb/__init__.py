@@ -27,6 +27,21 @@ from .sources.openai_sse import OpenAICompatible, Simulated
 
 __version__ = "0.1.0"
 
+
+def load_ipython_extension(ipython):  # type: ignore[no-untyped-def]
+    """``%load_ext llmgrid_nb`` registers ``%llmgrid`` (IPython imported only then)."""
+    from .magic import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython):  # type: ignore[no-untyped-def]
+    """``%unload_ext llmgrid_nb`` removes ``%llmgrid``."""
+    from .magic import unload_ipython_extension as _unload
+
+    _unload(ipython)
+
+
 __all__ = [
     "ConfigError",
     "Done",

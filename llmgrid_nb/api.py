@@ -19,12 +19,21 @@ from .multiplexer import Multiplexer, RunOptions, Sink
 from .sources.base import Prompt, Source
 from .sources.resolve import resolve_source
 
-__all__ = ["MAX_PROMPT_CHARS", "arun", "run", "start"]
+__all__ = ["MAX_PROMPT_CHARS", "RUN_DEFAULTS", "arun", "run", "start"]
 
 log = logging.getLogger(__name__)
 
 #: Longer prompts are refused before anything is sent (pass max_prompt_chars= to raise it).
 MAX_PROMPT_CHARS = 1_000_000
+
+
+#: The keyword options of run/start/arun and %llmgrid, with their defaults.
+RUN_DEFAULTS: dict[str, Any] = {
+    "system": None, "temperature": None, "max_tokens": None, "params": None,
+    "connect_timeout": 10.0, "first_token_timeout": 60.0, "stall_timeout": 30.0,
+    "timeout": 300.0, "retries": 2, "max_concurrency": 32, "stall_threshold": 1.0,
+    "max_prompt_chars": MAX_PROMPT_CHARS, "sinks": (), "widget": None,
+}
 
 
 def _check_positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
@@ -182,14 +191,10 @@ def run(prompt: str, models: Sequence[str | Source] | str | None = None, *,
     every stream (partial results are kept in ``lg.history()``) and is re-raised. Options:
     see ``start``.
     """
-    defaults = {"system": None, "temperature": None, "max_tokens": None, "params": None,
-                "connect_timeout": 10.0, "first_token_timeout": 60.0, "stall_timeout": 30.0,
-                "timeout": 300.0, "retries": 2, "max_concurrency": 32, "stall_threshold": 1.0,
-                "max_prompt_chars": MAX_PROMPT_CHARS, "sinks": (), "widget": None}
-    unknown = set(options) - set(defaults)
+    unknown = set(options) - set(RUN_DEFAULTS)
     if unknown:
         raise TypeError(f"run() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
-    grid = _start(prompt, models, **{**defaults, **options}, stoppable=background)
+    grid = _start(prompt, models, **{**RUN_DEFAULTS, **options}, stoppable=background)
     if not background:
         grid.wait()
     return grid

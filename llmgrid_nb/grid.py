@@ -54,6 +54,11 @@ class Grid:
         return self._mux.t0
 
     @property
+    def t0_wall(self) -> float:
+        """``time.time()`` at the run's start, to line ``t_s`` up with wall-clock logs."""
+        return self._mux.t0_wall
+
+    @property
     def done(self) -> bool:
         """True once every stream has finished, failed or been cancelled."""
         return self._future.done()

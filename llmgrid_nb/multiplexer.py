@@ -97,6 +97,7 @@ class Multiplexer:
         self.recorder = ChunkRecorder(run_id)
         self.sinks = list(sinks)
         self.t0 = time.monotonic()
+        self.t0_wall = time.time()
         self.started = False
         self.finished = False
         self.cancelled = False
@@ -130,6 +131,7 @@ class Multiplexer:
         """Prepare every source, start the clock, stream all of them, and finish."""
         await self._prepare()
         self.t0 = time.monotonic()
+        self.t0_wall = time.time()
         for slot in self.slots.values():
             slot.ctx = StreamContext(slot.name, self.t0, self._pool, self.options.connect_timeout)
         self.started = True

@@ -133,8 +133,8 @@ class WidgetSink:
              "kind": getattr(slot.source, "pane_kind", "model")}
             for name, slot in mux.slots.items()
         ]
-        self.widget.snapshot = {name: self._state(name) for name in self._panes}
         self.widget.run = self._run_state("running")
+        self.widget.snapshot = {name: self._state(name) for name in self._panes}
 
     def on_event(self, ev: Event) -> None:
         pane = self._panes.get(ev.source)

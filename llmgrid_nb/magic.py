@@ -1,0 +1,183 @@
+"""``%llmgrid`` / ``%%llmgrid``: one line in a notebook runs the grid.
+
+Argument parsing uses IPython's ``magic_arguments`` (quoting, ``UsageError``); user errors are
+one-line UsageErrors, never tracebacks from our internals.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import string
+from collections.abc import Mapping
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.utils.process import arg_split
+
+from .errors import LLMGridError
+from .grid import Grid
+from .sources.base import Source
+
+__all__ = ["LLMGridMagics", "interpolate", "load_ipython_extension", "parse_params", "unload_ipython_extension"]
+
+
+def interpolate(prompt: str, namespace: Mapping[str, Any]) -> str:
+    """Fill ``{name}`` (and ``{name.attr}``, ``{name[0]}``) from the notebook; ``{{`` escapes."""
+    try:
+        return string.Formatter().vformat(prompt, (), _Namespace(namespace))
+    except KeyError as exc:
+        raise UsageError(f"{{{exc.args[0]}}} in the prompt is not defined in the notebook "
+                         "(write {{ and }} for literal braces)") from None
+    except (ValueError, IndexError, AttributeError) as exc:
+        raise UsageError(f"cannot fill the prompt's placeholders: {exc} (write {{{{ and }}}} for literal braces)") from None
+
+
+class _Namespace(dict):  # type: ignore[type-arg]
+    def __init__(self, ns: Mapping[str, Any]) -> None:
+        super().__init__()
+        self._ns = ns
+
+    def __missing__(self, key: str) -> Any:
+        if key in self._ns:
+            return self._ns[key]
+        raise KeyError(key)
+
+
+def _parse(parser: Any, line: str) -> Any:
+    """Shell-style split (quotes group words); a lone apostrophe ("What's SSE?") is kept as text."""
+    try:
+        argv = shlex.split(line)
+    except ValueError:
+        argv = arg_split(line, posix=False)
+    return parser.parse_args(argv)
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are JSON when they parse as JSON (numbers, booleans, lists)."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"-p/--param takes key=value, got {item!r}")
+        try:
+            params[key.strip()] = json.loads(raw)
+        except ValueError:
+            params[key.strip()] = raw
+    return params
+
+
+def _sources(models: str | None, api_base: str | None, api_key_env: str | None) -> list[str | Source] | None:
+    from .sources.litellm import LiteLLM
+    from .sources.openai_sse import OpenAICompatible
+    from .sources.resolve import resolve_source
+
+    if models is None:
+        if api_base:
+            raise UsageError("--api-base needs -m/--models (the model names that server serves)")
+        return None
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if not names:
+        raise UsageError("-m/--models is empty")
+    key_env = [api_key_env] if api_key_env else []
+    out: list[str | Source] = []
+    for name in names:
+        if api_base and not name.startswith(("sim/", "ollama/")) and "@" not in name:
+            if name.startswith("litellm:"):
+                out.append(LiteLLM(name[len("litellm:"):], api_base=api_base, key_env=key_env, name=name))
+            else:
+                out.append(OpenAICompatible(name, api_base, key_env=key_env, name=name))
+            continue
+        src = resolve_source(name)
+        if key_env and isinstance(src, (OpenAICompatible, LiteLLM)):
+            src.key_env = tuple(key_env)
+        out.append(src)
+    return out
+
+
+@magics_class
+class LLMGridMagics(Magics):
+    """The ``%llmgrid`` line magic and ``%%llmgrid`` cell magic."""
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("-m", "--models", help="comma-separated models, e.g. gpt-4o-mini,ollama/llama3.2,sim/steady "
+                                     "(default: LLMGRID_MODELS, else simulator profiles)")
+    @argument("--system", help="system prompt")
+    @argument("-t", "--temperature", type=float, help="sampling temperature")
+    @argument("--max-tokens", type=int, help="maximum output tokens per model")
+    @argument("--timeout", type=float, help="total seconds allowed per stream (default 300)")
+    @argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+              help="extra request parameter passed to the provider (repeatable; JSON values)")
+    @argument("--api-base", help="base URL of an OpenAI-compatible server or proxy for the models")
+    @argument("--api-key-env", metavar="VAR", help="environment variable holding the API key to send")
+    @argument("--background", action="store_true", help="return at once; the Stop button stays live")
+    @argument("--no-widget", action="store_true", help="plain text output (terminals, exports)")
+    @argument("-o", "--out", metavar="NAME", help="also bind the Grid to this variable (always: _llmgrid)")
+    @argument("prompt", nargs="*", help="the prompt (quoted or bare); {var} is filled from the notebook")
+    @line_cell_magic
+    def llmgrid(self, line: str, cell: str | None = None) -> None:
+        """Stream a prompt to several models side by side: %llmgrid [options] prompt."""
+        try:
+            tokens = line.split()
+            if "-h" in tokens or "--help" in tokens:
+                print(self.llmgrid.parser.format_help())  # type: ignore[attr-defined]
+                return None
+            args = _parse(self.llmgrid.parser, line)  # type: ignore[attr-defined]
+            prompt = cell if cell is not None else " ".join(args.prompt)
+            if cell is not None and args.prompt:
+                raise UsageError("with %%llmgrid the prompt is the cell body; the first line takes options only")
+            if not prompt.strip():
+                raise UsageError('no prompt: %llmgrid "Explain SSE" -m sim/fast,sim/slow')
+            prompt = interpolate(prompt, self.shell.user_ns if self.shell else {})
+            models = _sources(args.models, args.api_base, args.api_key_env)
+            options: dict[str, Any] = {"params": parse_params(args.param)}
+            for key in ("system", "temperature", "max_tokens", "timeout"):
+                if getattr(args, key) is not None:
+                    options[key] = getattr(args, key)
+            if args.out is not None and not args.out.isidentifier():
+                raise UsageError(f"-o/--out takes a variable name, got {args.out!r}")
+            grid = self._start(prompt, models, options, args)
+        except LLMGridError as exc:
+            raise UsageError(str(exc)) from None
+        return self._finish(grid, args)
+
+    def _start(self, prompt: str, models: Any, options: dict[str, Any], args: Any) -> Grid:
+        from .api import RUN_DEFAULTS, _start
+
+        settings = {**RUN_DEFAULTS, **options, "widget": not args.no_widget}
+        return _start(prompt, models, **settings, stoppable=args.background)
+
+    def _finish(self, grid: Grid, args: Any) -> None:
+        ns = self.shell.user_ns if self.shell else {}
+        ns["_llmgrid"] = grid
+        if args.out:
+            ns[args.out] = grid
+        if args.background:
+            return None
+        try:
+            grid.wait()
+        except KeyboardInterrupt:
+            print(f"Interrupted: every stream was cancelled; partial results are in "
+                  f"{args.out or '_llmgrid'}.")
+            raise
+        if args.no_widget:
+            from .report import text_report
+
+            print(text_report(grid))
+        return None
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext llmgrid_nb``: register the magics."""
+    ipython.register_magics(LLMGridMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext llmgrid_nb``: remove the magics."""
+    magics = ipython.magics_manager.magics
+    for kind in ("line", "cell"):
+        magics[kind].pop("llmgrid", None)
+
