@@ -21,7 +21,9 @@ from .events import (
 )
 from .grid import Grid
 from .history import History, history, log_to
+from .sources.brave import Brave
 from .sources.litellm import LiteLLM
+from .sources.master import MasterSynthesis
 from .sources.ollama import Ollama
 from .sources.openai_sse import OpenAICompatible, Simulated
 
@@ -43,6 +45,7 @@ def unload_ipython_extension(ipython):  # type: ignore[no-untyped-def]
 
 
 __all__ = [
+    "Brave",
     "ConfigError",
     "Done",
     "Error",
@@ -53,6 +56,7 @@ __all__ = [
     "InterimAnalysis",
     "LLMGridError",
     "LiteLLM",
+    "MasterSynthesis",
     "Ollama",
     "OpenAICompatible",
     "Progress",

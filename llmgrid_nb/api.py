@@ -17,6 +17,8 @@ from .grid import Grid
 from .history import current_log, persist_run, record_run
 from .multiplexer import Multiplexer, RunOptions, Sink
 from .sources.base import Prompt, Source
+from .sources.brave import Brave
+from .sources.master import MasterSynthesis
 from .sources.resolve import resolve_source
 
 __all__ = ["MAX_PROMPT_CHARS", "RUN_DEFAULTS", "arun", "run", "start"]
@@ -32,7 +34,8 @@ RUN_DEFAULTS: dict[str, Any] = {
     "system": None, "temperature": None, "max_tokens": None, "params": None,
     "connect_timeout": 10.0, "first_token_timeout": 60.0, "stall_timeout": 30.0,
     "timeout": 300.0, "retries": 2, "max_concurrency": 32, "stall_threshold": 1.0,
-    "max_prompt_chars": MAX_PROMPT_CHARS, "sinks": (), "widget": None,
+    "max_prompt_chars": MAX_PROMPT_CHARS, "sinks": (), "widget": None, "brave": None,
+    "synthesize": None,
 }
 
 
@@ -89,6 +92,23 @@ def _sources(models: Sequence[str | Source] | str | None) -> list[Source]:
     return sources
 
 
+def _extra_panes(models: list[Source], brave: bool | Brave | None,
+                 synthesize: str | Source | None) -> list[Source]:
+    """The aggregator and master panes requested for a run, validated."""
+    extra: list[Source] = []
+    if brave:
+        if not isinstance(brave, Brave):
+            first = models[0]
+            synth: str | Source = "sim/steady?tokens=120&rate=120" if first.route == "sim" else first
+            brave = Brave(synthesis_model=synth)
+        extra.append(brave)
+    if synthesize:
+        extra.append(MasterSynthesis(synthesize))
+    for src in extra:
+        src.validate()
+    return extra
+
+
 def _in_kernel() -> bool:
     """True inside a Jupyter kernel (where a live widget can be shown)."""
     import sys
@@ -119,28 +139,35 @@ def start(
     max_prompt_chars: int = MAX_PROMPT_CHARS,
     sinks: Sequence[Sink] = (),
     widget: bool | None = None,
+    brave: bool | Brave | None = None,
+    synthesize: str | Source | None = None,
 ) -> Grid:
     """Validate everything, start the run on the engine and return its Grid at once.
 
     ``widget`` shows the live grid of panes (default: only inside a Jupyter kernel).
+    ``brave=True`` (or ``lg.Brave(...)``) adds the Brave Search knowledge aggregator pane
+    (simulated when no BRAVE_API_KEY is set); ``synthesize="<model>"`` adds the master view,
+    which streams one answer reconciling the others once they finish.
     """
     return _start(prompt, models, system=system, temperature=temperature, max_tokens=max_tokens,
                   params=params, connect_timeout=connect_timeout,
                   first_token_timeout=first_token_timeout, stall_timeout=stall_timeout,
                   timeout=timeout, retries=retries, max_concurrency=max_concurrency,
                   stall_threshold=stall_threshold, max_prompt_chars=max_prompt_chars, sinks=sinks,
-                  widget=widget, stoppable=True)
+                  widget=widget, brave=brave, synthesize=synthesize, stoppable=True)
 
 
 def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: str | None,
            temperature: float | None, max_tokens: int | None, params: Mapping[str, Any] | None,
            connect_timeout: float, first_token_timeout: float | None, stall_timeout: float | None,
            timeout: float | None, retries: int, max_concurrency: int, stall_threshold: float,
-           max_prompt_chars: int, sinks: Sequence[Sink], widget: bool | None, stoppable: bool) -> Grid:
+           max_prompt_chars: int, sinks: Sequence[Sink], widget: bool | None, brave: bool | Brave | None,
+           synthesize: str | Source | None, stoppable: bool) -> Grid:
     p = _prompt(prompt, system, temperature, max_tokens, params, max_prompt_chars)
     options = _options(connect_timeout, first_token_timeout, stall_timeout, timeout, retries,
                        max_concurrency, stall_threshold)
     sources = _sources(models)
+    sources += _extra_panes(sources, brave, synthesize)
     engine = get_engine()
     all_sinks = list(sinks)
     grid_widget = None

@@ -113,6 +113,9 @@ class LLMGridMagics(Magics):
               help="extra request parameter passed to the provider (repeatable; JSON values)")
     @argument("--api-base", help="base URL of an OpenAI-compatible server or proxy for the models")
     @argument("--api-key-env", metavar="VAR", help="environment variable holding the API key to send")
+    @argument("--brave", action="store_true",
+              help="add the Brave Search knowledge aggregator pane (simulated without BRAVE_API_KEY)")
+    @argument("--synthesize", metavar="MODEL", help="add the master view: MODEL reconciles the answers")
     @argument("--background", action="store_true", help="return at once; the Stop button stays live")
     @argument("--no-widget", action="store_true", help="plain text output (terminals, exports)")
     @argument("-o", "--out", metavar="NAME", help="also bind the Grid to this variable (always: _llmgrid)")
@@ -134,6 +137,10 @@ class LLMGridMagics(Magics):
             prompt = interpolate(prompt, self.shell.user_ns if self.shell else {})
             models = _sources(args.models, args.api_base, args.api_key_env)
             options: dict[str, Any] = {"params": parse_params(args.param)}
+            if args.brave:
+                options["brave"] = True
+            if args.synthesize:
+                options["synthesize"] = args.synthesize
             for key in ("system", "temperature", "max_tokens", "timeout"):
                 if getattr(args, key) is not None:
                     options[key] = getattr(args, key)

@@ -23,7 +23,7 @@ from .events import CONTENT_KINDS, Error, Event, Status
 from .metrics import ChunkRecorder
 from .sources.base import Prompt, Source, StreamContext
 
-__all__ = ["Multiplexer", "RunOptions", "Sink"]
+__all__ = ["Multiplexer", "PeerView", "RunOptions", "Sink"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,29 @@ class Sink(Protocol):
     def on_event(self, event: Event) -> None: ...
 
     def on_finish(self, mux: Multiplexer) -> None: ...
+
+
+class PeerView:
+    """What a synthesising source may see of the other streams of its run."""
+
+    def __init__(self, mux: Multiplexer, exclude: str) -> None:
+        self._mux = mux
+        self._exclude = exclude
+
+    async def wait(self) -> None:
+        """Wait until every other stream has finished, failed or been cancelled."""
+        tasks = [s.task for n, s in self._mux.slots.items() if n != self._exclude and s.task is not None]
+        if tasks:
+            await asyncio.wait(tasks)
+
+    def answers(self) -> list[tuple[str, str, str, str | None]]:
+        """(name, status, text, error) of every other stream, in pane order."""
+        out = []
+        for name, slot in self._mux.slots.items():
+            if name != self._exclude:
+                facts = self._mux.recorder.streams[name]
+                out.append((name, slot.status, "".join(slot.text), facts.error))
+        return out
 
 
 class _Slot:
@@ -134,6 +157,8 @@ class Multiplexer:
         self.t0_wall = time.time()
         for slot in self.slots.values():
             slot.ctx = StreamContext(slot.name, self.t0, self._pool, self.options.connect_timeout)
+            if getattr(slot.source, "waits_for_peers", False):
+                slot.ctx.peers = PeerView(self, slot.name)
         self.started = True
         for sink in self.sinks:
             sink.on_start(self)
@@ -167,6 +192,12 @@ class Multiplexer:
         for res in results:
             if isinstance(res, BaseException):
                 log.warning("a source failed to prepare: %s", res)
+        # Create pooled clients now: a first client costs 30-40 ms, which would otherwise land
+        # inside the first stream's measured latency and delay every other source's start.
+        for slot in self.slots.values():
+            base = getattr(slot.source, "base_url", None)
+            if isinstance(base, str) and base.startswith(("http://", "https://")):
+                self._pool.client_for(base)
 
     def cancel(self, name: str | None = None) -> None:
         """Stop one source, or all; partial text and metrics are kept. Engine thread only."""
@@ -285,7 +316,10 @@ class Multiplexer:
                 if task is None or task.done() or slot.timeout_reason or slot.stop_requested:
                     continue
                 reason = None
-                if opts.timeout and now - slot.t_start > opts.timeout:
+                start: float | None = slot.t_start
+                if slot.ctx.peers is not None:  # a synthesiser's clock starts with its own request
+                    start = slot.ctx.t_request
+                if opts.timeout and start is not None and now - start > opts.timeout:
                     reason = f"timed out: no complete answer within {opts.timeout:g} s"
                 elif slot.in_request and slot.ctx.t_request is not None:
                     if (opts.first_token_timeout and not slot.got_content

@@ -546,7 +546,27 @@ def answer_tokens(prompt: str, seed: int, n: int, *, xss: bool = False) -> list[
             out.append("\n\n")
         out.extend(_topic_text(t.key, seed % len(t.blocks)))
         i += 1
+    cites = sorted({int(m) for m in _SOURCE_LINE.findall(prompt)})
+    if cites:
+        out = _cite(out, cites)
     return out[:n]
+
+
+_SOURCE_LINE = re.compile(r"^\[(\d{1,2})\]", re.M)
+
+
+def _cite(tokens: list[str], cites: list[int]) -> list[str]:
+    """Cite the prompt's numbered sources, like a grounded model: " [k]" before every other full stop."""
+    out: list[str] = []
+    sentence = 0
+    for i, tok in enumerate(tokens):
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else " "
+        if tok == "." and nxt[:1] in (" ", "\n") and out and out[-1][-1:].isalnum():
+            if sentence % 2 == 0:
+                out.append(f" [{cites[(sentence // 2) % len(cites)]}]")
+            sentence += 1
+        out.append(tok)
+    return out
 
 
 def reasoning_tokens(prompt: str, seed: int, n: int) -> list[str]:

@@ -63,7 +63,7 @@ class StreamContext:
     """
 
     __slots__ = ("name", "_t0", "_pool", "connect_timeout", "t_request", "t_first_message",
-                 "last_activity", "attempt", "request_id")
+                 "last_activity", "attempt", "request_id", "peers")
 
     def __init__(self, name: str, t0: float, pool: ClientPool, connect_timeout: float) -> None:
         self.name = name
@@ -76,6 +76,8 @@ class StreamContext:
         self.attempt = 0
         #: The provider's id for the request (x-request-id and similar headers), if it sent one.
         self.request_id: str | None = None
+        #: For sources that synthesise other panes' answers: a view of the other streams.
+        self.peers: Any = None
 
     def now(self) -> float:
         """Seconds since the run started, on the shared monotonic clock."""
@@ -111,6 +113,31 @@ class StreamContext:
     def client(self, url: str) -> httpx.AsyncClient:
         """The pooled client for ``url``'s host, shared across runs."""
         return self._pool.client_for(url)
+
+    def nested(self) -> StreamContext:
+        """A context for a sub-request of this stream (a pipeline's search or synthesis call).
+
+        It shares the clock, clients and name; its network reads keep this stream's stall
+        watchdog fed, but its request start does not move this stream's TTFB/TTFT origin.
+        """
+        return _NestedContext(self)
+
+
+class _NestedContext(StreamContext):
+    __slots__ = ("_parent",)
+
+    def __init__(self, parent: StreamContext) -> None:
+        super().__init__(parent.name, parent._t0, parent._pool, parent.connect_timeout)
+        self._parent = parent
+
+    def activity(self) -> float:
+        t = self._parent.activity()
+        self.last_activity = t
+        return t
+
+    def first_message(self, t: float) -> None:
+        super().first_message(t)
+        self._parent.first_message(t)
 
 
 @runtime_checkable

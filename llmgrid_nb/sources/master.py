@@ -1,0 +1,81 @@
+"""The master view: one model streams an answer that reconciles the other panes' answers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from ..errors import ProviderError
+from ..events import Done, Error, Event, FinalSynthesis, Reasoning, Status, Usage
+from .base import Prompt, Source, StreamContext
+
+__all__ = ["MasterSynthesis", "master_prompt"]
+
+MASTER_SYSTEM = (
+    "You are the master view of a side-by-side comparison of several models answering the same "
+    "question. Write one answer that reconciles theirs: keep what they agree on, point out "
+    "clearly where they disagree or one is wrong, and cite which answer said what with its "
+    "number in square brackets, like [1] or [2][3]."
+)
+
+
+def master_prompt(question: str, answers: list[tuple[str, str, str, str | None]], *,
+                  per_answer_chars: int = 4000) -> str:
+    """The synthesis prompt: the question, then every pane's answer numbered in pane order."""
+    lines = [f"Question: {question}", "", "Answers:"]
+    for i, (name, status, text, error) in enumerate(answers, 1):
+        note = "" if status == "done" else f" ({status}{': ' + error if error else ''}; partial)"
+        lines.append(f"[{i}] {name}{note}\n{text[:per_answer_chars] or '(no answer)'}\n")
+    lines.append("Write the reconciled answer, citing answers as [n].")
+    return "\n".join(lines)
+
+
+class MasterSynthesis:
+    """A source that waits for the other panes, then streams a reconciling answer from ``model``."""
+
+    pane_kind = "master"
+    route = "master"
+    waits_for_peers = True
+
+    def __init__(self, model: str | Source, *, name: str = "master") -> None:
+        from .resolve import resolve_source
+
+        self.synthesizer = resolve_source(model)
+        self.model = self.synthesizer.model
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"MasterSynthesis(model={self.model!r})"
+
+    @property
+    def host(self) -> str | None:
+        return None
+
+    def validate(self) -> None:
+        """Validate the synthesising model."""
+        self.synthesizer.validate()
+
+    async def prepare(self) -> None:
+        """Prepare the synthesising model (start the simulator, import litellm) off the clock."""
+        if hasattr(self.synthesizer, "prepare"):
+            await self.synthesizer.prepare()
+
+    async def stream(self, prompt: Prompt, ctx: StreamContext) -> AsyncIterator[Event]:
+        """Wait for the other panes, then stream the synthesis as FinalSynthesis events."""
+        if ctx.peers is None:
+            raise ProviderError("the master view needs the other panes of its run", kind="config")
+        yield Status(ctx.name, ctx.now(), "waiting", "waiting for the other panes to finish")
+        await ctx.peers.wait()
+        answers = ctx.peers.answers()
+        if not any(text for _, _, text, _ in answers):
+            raise ProviderError("no pane produced any text to synthesise", kind="empty")
+        ask = Prompt(master_prompt(prompt.text, answers), system=MASTER_SYSTEM,
+                     temperature=prompt.temperature, max_tokens=prompt.max_tokens)
+        finish = None
+        async for ev in self.synthesizer.stream(ask, ctx):
+            if ev.kind == "token":
+                yield FinalSynthesis(ctx.name, ev.t_s, ev.text)  # type: ignore[union-attr]
+            elif isinstance(ev, (Reasoning, Usage, Status)) or (isinstance(ev, Error) and not ev.fatal):
+                yield ev
+            elif isinstance(ev, Done):
+                finish = ev.finish_reason
+        yield Done(ctx.name, ctx.now(), finish)
