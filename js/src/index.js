@@ -1,0 +1,104 @@
+// anywidget entry: wires the model (traits + custom messages) to the Store and the GridView.
+// Messages only update the Store; the DOM is written once per animation frame from its state.
+
+import "./styles.css";
+import { PROTOCOL_VERSION, parseMessage, stopMessage } from "./protocol.js";
+import { GridView } from "./render.js";
+import { Store } from "./state.js";
+import { createFrameScheduler } from "./throttle.js";
+
+/**
+ * The part of anywidget's model this view uses.
+ * @typedef {{
+ *   get: (name: string) => any,
+ *   set?: (name: string, value: unknown) => void,
+ *   save_changes?: () => void,
+ *   on: (event: string, callback: (...args: any[]) => void) => void,
+ *   off: (event: string, callback?: (...args: any[]) => void) => void,
+ *   send: (content: unknown, callbacks?: unknown, buffers?: unknown) => void,
+ * }} WidgetModel
+ * @typedef {{
+ *   requestFrame?: (cb: () => void) => number,
+ *   cancelFrame?: (handle: number) => void,
+ *   now?: () => number,
+ *   tickMs?: number,
+ * }} RenderOptions
+ */
+
+/** Interval of the clock-driven display (elapsed time, stall markers). */
+const TICK_MS = 200;
+
+/**
+ * Render the grid into `el`. Returns the cleanup anywidget calls when the view is removed.
+ * `options` is for tests: injected frame and clock functions.
+ * @param {{model: WidgetModel, el: HTMLElement}} ctx
+ * @param {RenderOptions} [options]
+ * @returns {() => void}
+ */
+export function render({ model, el }, options = {}) {
+  const now = options.now ?? (() => Date.now());
+  const store = new Store();
+  const view = new GridView(el, {
+    now,
+    onStop: (paneId) => model.send(stopMessage(paneId)),
+  });
+  const scheduler = createFrameScheduler(() => view.flush(store), options);
+
+  // A snapshot may be synced together with a new run; handle the run first so the snapshot is
+  // applied to the new run's (empty) state rather than compared with the previous run's seqs.
+  const syncRun = () => {
+    const run = model.get("run");
+    if (run?.run_id !== undefined && run.run_id !== store.state.run.run_id) store.setRun(run);
+  };
+  const onPanes = () => {
+    store.setPanes(model.get("panes"));
+    scheduler.schedule();
+  };
+  const onSnapshot = () => {
+    syncRun();
+    store.setSnapshot(model.get("snapshot"));
+    scheduler.schedule();
+  };
+  const onRun = () => {
+    store.setRun(model.get("run"));
+    scheduler.schedule();
+  };
+  /** @param {unknown} msg */
+  const onMessage = (msg) => {
+    const parsed = parseMessage(msg);
+    if (!parsed.ok) {
+      console.warn(`llmgrid: ignoring message (${parsed.reason}); this view speaks v${PROTOCOL_VERSION}`);
+      return;
+    }
+    try {
+      store.applyDelta(parsed.message, now());
+    } catch (err) {
+      console.warn("llmgrid: could not apply delta", err);
+      return;
+    }
+    scheduler.schedule();
+  };
+
+  store.setPanes(model.get("panes"));
+  store.setRun(model.get("run"));
+  store.setSnapshot(model.get("snapshot"));
+  view.flush(store);
+
+  model.on("change:panes", onPanes);
+  model.on("change:snapshot", onSnapshot);
+  model.on("change:run", onRun);
+  model.on("msg:custom", onMessage);
+  const timer = setInterval(() => view.tick(store), options.tickMs ?? TICK_MS);
+
+  return () => {
+    clearInterval(timer);
+    scheduler.cancel();
+    model.off("change:panes", onPanes);
+    model.off("change:snapshot", onSnapshot);
+    model.off("change:run", onRun);
+    model.off("msg:custom", onMessage);
+    view.destroy();
+  };
+}
+
+export default { render };

@@ -1,0 +1,246 @@
+// Incremental Markdown: a growing text is split into settled blocks, rendered once and kept in
+// the DOM, and a tail that is re-rendered each frame. Rendering a text in steps gives exactly the
+// DOM of rendering it at once (tested for random split points), so streaming never shows a
+// different document than the final one.
+//
+// A block is settled when the next block starts after a blank line and that next block's first
+// line is complete: from then on no appended text can extend or re-interpret it (a list item
+// marker "2" could still become "2." and continue an ordered list, hence the complete line).
+// The lexer keeps an unclosed code fence as one token running to the end of the text (rendered
+// as <pre><code> while it streams), so it is always in the tail. A long one would be re-lexed and
+// re-sanitised every frame, so a tail that is just an open fence takes a fast path: the <pre><code>
+// shell is rendered once and the code grows by appending to its text node.
+//
+// Raw HTML in model output is shown as text, not interpreted (like markdown-it's html: false);
+// images become links, so rendering never makes the browser fetch a URL. Known limitation:
+// a reference-style link definition only applies to the blocks rendered with it, so `[x][ref]`
+// in a settled block stays literal when `[ref]: url` arrives later.
+
+import { Marked } from "marked";
+import { sanitizeMarkdownHtml } from "./sanitize.js";
+
+/** @typedef {import("marked").Token} Token */
+
+/** @param {string} s */
+function escapeHtml(s) {
+  return s
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;")
+    .replace(/'/g, "&#39;");
+}
+
+const marked = new Marked({ gfm: true, breaks: false, async: false });
+marked.use({
+  renderer: {
+    html(token) {
+      const text = escapeHtml(token.text);
+      return "block" in token && token.block ? `<p>${text.replace(/\n+$/, "")}</p>\n` : text;
+    },
+    image({ href, text }) {
+      const label = escapeHtml(`[image: ${text || href}]`);
+      return `<a href="${escapeHtml(href)}">${label}</a>`;
+    },
+  },
+});
+
+// Grounded answers cite sources as [n]: render them as <sup class="llmgrid-cite">[n]</sup> so a pane
+// can link them to its results (a search pane) or to the cited pane (the master view).
+marked.use({
+  extensions: [
+    {
+      name: "citation",
+      level: "inline",
+      start(src) {
+        const i = src.search(/\[\d{1,3}\]/);
+        return i < 0 ? undefined : i;
+      },
+      tokenizer(src) {
+        const m = /^\[(\d{1,3})\](?![(:])/.exec(src);
+        return m ? { type: "citation", raw: m[0], n: Number(m[1]) } : undefined;
+      },
+      renderer(token) {
+        return `<sup class="llmgrid-cite">[${token.n}]</sup>`;
+      },
+    },
+  ],
+});
+
+/** @param {string} text */
+function normalizeNewlines(text) {
+  return text.includes("\r") ? text.replace(/\r\n?/g, "\n") : text;
+}
+
+/**
+ * Render a whole Markdown text to (unsanitised) HTML.
+ * @param {string} text @returns {string}
+ */
+export function markdownToHtml(text) {
+  return /** @type {string} */ (marked.parse(normalizeNewlines(text)));
+}
+
+/**
+ * Render a whole Markdown text to a sanitised fragment: the reference for the incremental path.
+ * @param {string} text @returns {DocumentFragment}
+ */
+export function renderMarkdown(text) {
+  return sanitizeMarkdownHtml(markdownToHtml(text));
+}
+
+/** @param {string} src */
+export function lex(src) {
+  return marked.lexer(src);
+}
+
+/**
+ * How many leading tokens are settled, and how many characters of `src` they cover.
+ * @param {Token[]} tokens @param {string} src
+ * @returns {{count: number, length: number}}
+ */
+export function settledPrefix(tokens, src) {
+  let offset = 0;
+  let best = { count: 0, length: 0 };
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (
+      i > 0 &&
+      t.type !== "space" &&
+      tokens[i - 1].type === "space" &&
+      /\n[ \t]*\n/.test(tokens[i - 1].raw) &&
+      src.indexOf("\n", offset) !== -1
+    ) {
+      best = { count: i, length: offset };
+    }
+    offset += t.raw.length;
+  }
+  return best;
+}
+
+/** Any line that could close a fence (CommonMark's rule or marked's looser one). */
+const POSSIBLE_CLOSER = /^ {0,3}[`~]{3,}[ \t]*$/m;
+const OPENER = /^(`{3,}|~{3,})([^\n]*)\n/;
+
+/**
+ * If `tail` is exactly one fenced code block that is still open, its opening line and content.
+ * Conservative: anything unusual (indented fence, a line that might close it) returns null and
+ * takes the general path.
+ * @param {string} tail @returns {{opener: string, content: string} | null}
+ */
+export function openFence(tail) {
+  const m = OPENER.exec(tail);
+  if (!m || (m[1][0] === "`" && m[2].includes("`"))) return null;
+  const content = tail.slice(m[0].length);
+  if (POSSIBLE_CLOSER.test(content)) return null;
+  return { opener: m[0], content };
+}
+
+/** The text marked gives an open fence's <code> element. @param {string} content */
+function fenceCodeText(content) {
+  return content === "" || content.endsWith("\n") ? content : content + "\n";
+}
+
+/** Renders a growing text into `container`, touching only the tail of the DOM per update. */
+export class IncrementalMarkdown {
+  /** @param {HTMLElement} container */
+  constructor(container) {
+    this.container = container;
+    /** The text as of the last update. */
+    this.text = "";
+    /** The prefix of `text` whose DOM is final. */
+    this.settledText = "";
+    this.settledNodeCount = 0;
+    /** HTML of the tail as last rendered, or null when the tail is an open fence (fast path). */
+    /** @type {string | null} */
+    this.tailHtml = "";
+    /** @type {{opener: string, code: Text} | null} */
+    this.fence = null;
+  }
+
+  reset() {
+    this.container.replaceChildren();
+    this.text = "";
+    this.settledText = "";
+    this.settledNodeCount = 0;
+    this.tailHtml = "";
+    this.fence = null;
+  }
+
+  /** @param {{opener: string, content: string}} fence */
+  #updateFence(fence) {
+    if (this.fence?.opener !== fence.opener) {
+      this.#removeTail();
+      const shell = sanitizeMarkdownHtml(markdownToHtml(fence.opener));
+      const codeEl = shell.querySelector("pre > code");
+      if (!codeEl) {
+        this.tailHtml = null;
+        return false;
+      }
+      const code = document.createTextNode("");
+      codeEl.replaceChildren(code);
+      this.container.appendChild(shell);
+      this.fence = { opener: fence.opener, code };
+      this.tailHtml = null;
+    }
+    const code = this.fence.code;
+    const shown = code.data;
+    const text = fenceCodeText(fence.content);
+    if (text.startsWith(shown)) {
+      code.appendData(text.slice(shown.length));
+    } else if (shown.endsWith("\n") && text.startsWith(shown.slice(0, -1))) {
+      // The "\n" marked adds after an incomplete last line: replace it with what follows.
+      code.deleteData(shown.length - 1, 1);
+      code.appendData(text.slice(shown.length - 1));
+    } else {
+      code.data = text;
+    }
+    return true;
+  }
+
+  #removeTail() {
+    const c = this.container;
+    while (c.childNodes.length > this.settledNodeCount) /** @type {ChildNode} */ (c.lastChild).remove();
+  }
+
+  /**
+   * Bring the DOM up to `text`. Appends are cheap; any other change re-renders from scratch.
+   * @param {string} text @returns {boolean} whether the DOM changed
+   */
+  update(text) {
+    if (text === this.text) return false;
+    if (!text.startsWith(this.settledText)) this.reset();
+    this.text = text;
+
+    const tail = text.slice(this.settledText.length);
+    // Settle only where offsets in the normalised tail equal offsets in `text` (no CR in it).
+    const hasCR = tail.includes("\r");
+    const fence = hasCR ? null : openFence(tail);
+    if (fence && this.#updateFence(fence)) return true;
+    this.fence = null;
+    const src = hasCR ? normalizeNewlines(tail) : tail;
+    const tokens = marked.lexer(src);
+    const settled = hasCR ? { count: 0, length: 0 } : settledPrefix(tokens, src);
+
+    let changed = false;
+    if (settled.count > 0) {
+      const html = marked.parser(tokens.slice(0, settled.count));
+      this.#removeTail();
+      this.fence = null;
+      this.container.appendChild(sanitizeMarkdownHtml(html));
+      this.settledNodeCount = this.container.childNodes.length;
+      this.settledText = text.slice(0, this.settledText.length + settled.length);
+      this.tailHtml = null;
+      changed = true;
+      const rest = openFence(text.slice(this.settledText.length));
+      if (rest && this.#updateFence(rest)) return true;
+    }
+    const tailHtml = marked.parser(settled.count > 0 ? tokens.slice(settled.count) : tokens);
+    if (tailHtml !== this.tailHtml) {
+      this.#removeTail();
+      this.container.appendChild(sanitizeMarkdownHtml(tailHtml));
+      this.tailHtml = tailHtml;
+      changed = true;
+    }
+    return changed;
+  }
+}

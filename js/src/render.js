@@ -1,0 +1,186 @@
+// The grid: pane views in display order (master panes span the full width below the others),
+// the run footer, and the flush that writes a Store's dirty state into them.
+
+import { PaneView, h } from "./pane.js";
+import { paneState } from "./state.js";
+
+/**
+ * @typedef {import("./protocol.js").PaneSpec} PaneSpec
+ * @typedef {import("./protocol.js").RunState} RunState
+ * @typedef {import("./state.js").Store} Store
+ */
+
+/** @param {number} seconds */
+export function formatElapsed(seconds) {
+  if (!(seconds >= 0)) return "0.0 s";
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const m = Math.floor(seconds / 60);
+  const s = Math.floor(seconds % 60);
+  return `${m}:${String(s).padStart(2, "0")} min`;
+}
+
+/**
+ * Seconds since the run started as seen now: from `started_at` (the kernel's epoch ms) when it is
+ * plausible, never less than the last elapsed time the kernel reported plus the local time since.
+ * @param {RunState} run @param {number} receivedAt local ms when `run` arrived @param {number} now
+ */
+export function liveElapsed(run, receivedAt, now) {
+  if (run.status !== "running") return run.elapsed_s;
+  const reported = run.elapsed_s + Math.max(0, now - receivedAt) / 1000;
+  if (run.started_at > 0) {
+    const fromClock = (now - run.started_at) / 1000;
+    // A kernel clock far off ours (remote kernel) makes started_at useless; fall back then.
+    if (fromClock >= run.elapsed_s - 1 && fromClock <= reported + 5) return Math.max(fromClock, run.elapsed_s);
+  }
+  return reported;
+}
+
+export class GridView {
+  /**
+   * @param {HTMLElement} host
+   * @param {{onStop: (paneId: string | null) => void, now?: () => number}} options
+   */
+  constructor(host, options) {
+    this.onStop = options.onStop;
+    this.now = options.now ?? (() => Date.now());
+    /** @type {Map<string, PaneView>} */
+    this.views = new Map();
+    this.runReceivedAt = this.now();
+    this.createdAt = this.now();
+    this.stopRequested = false;
+
+    this.root = h("div", "llmgrid-root");
+    this.root.dataset.runStatus = "done";
+    this.promptEl = h("div", "llmgrid-prompt");
+    this.promptEl.hidden = true;
+    this.grid = h("div", "llmgrid-grid");
+    this.footer = h("footer", "llmgrid-footer");
+    this.runStatusEl = h("span", "llmgrid-badge llmgrid-run-status");
+    this.elapsedEl = h("span", "llmgrid-elapsed", "0.0 s");
+    this.elapsedEl.title = "elapsed";
+    this.totalTokensEl = h("span", "llmgrid-total-tokens", "0 tok");
+    this.totalTokensEl.title = "total tokens";
+    this.stopButton = h("button", "llmgrid-stop", "Stop");
+    this.stopButton.type = "button";
+    this.stopButton.title = "Stop the whole run";
+    this.stopButton.disabled = true;
+    this.stopButton.addEventListener("click", this.#handleStop);
+    this.footer.append(this.runStatusEl, this.elapsedEl, this.totalTokensEl, this.stopButton);
+    this.root.append(this.promptEl, this.grid, this.footer);
+    host.appendChild(this.root);
+  }
+
+  #handleStop = () => {
+    this.stopRequested = true;
+    this.stopButton.disabled = true;
+    this.stopButton.textContent = "Stopping…";
+    this.onStop(null);
+  };
+
+  /** @param {string} paneId */
+  #stopPane = (paneId) => this.onStop(paneId);
+
+  /**
+   * A citation [n] in the master view refers to the n-th model pane: bring it into view.
+   * @param {number} n
+   */
+  #cite = (n) => {
+    const models = [...this.views.values()].filter((v) => !v.el.classList.contains("llmgrid-kind-master"));
+    const target = models[n - 1];
+    if (!target) return;
+    target.el.scrollIntoView?.({ block: "nearest", behavior: "smooth" });
+    target.el.classList.add("llmgrid-cited");
+    setTimeout(() => target.el.classList.remove("llmgrid-cited"), 1200);
+  };
+
+  /** @param {PaneSpec[]} panes */
+  #layout(panes) {
+    const wanted = new Set(panes.map((p) => p.id));
+    for (const [id, view] of this.views) {
+      if (!wanted.has(id)) {
+        view.destroy();
+        this.views.delete(id);
+      }
+    }
+    // Masters go last so they span the width below the panes they summarise.
+    const ordered = [...panes.filter((p) => p.kind !== "master"), ...panes.filter((p) => p.kind === "master")];
+    /** @type {HTMLElement[]} */
+    const els = [];
+    for (const spec of ordered) {
+      let view = this.views.get(spec.id);
+      if (view) view.setSpec(spec);
+      else {
+        view = new PaneView(spec, { onStop: this.#stopPane, onCite: this.#cite });
+        this.views.set(spec.id, view);
+      }
+      els.push(view.el);
+    }
+    // Re-append in order only if it differs: moving a node resets its scroll position.
+    const current = Array.from(this.grid.children);
+    if (current.length !== els.length || current.some((el, i) => el !== els[i])) this.grid.replaceChildren(...els);
+    this.grid.dataset.paneCount = String(ordered.filter((p) => p.kind !== "master").length);
+  }
+
+  /** @param {RunState} run */
+  #updateRun(run) {
+    this.runReceivedAt = this.now();
+    this.root.dataset.runStatus = run.status;
+    this.runStatusEl.textContent = run.status;
+    this.runStatusEl.className = `llmgrid-badge llmgrid-run-status llmgrid-run-${run.status}`;
+    this.totalTokensEl.textContent = `${run.total_tokens} tok`;
+    if (run.status !== "running") this.stopRequested = false;
+    // A kernel blocked waiting for the run cannot receive clicks: say how to stop it instead.
+    this.root.dataset.stoppable = String(run.stoppable);
+    this.stopButton.disabled = run.status !== "running" || this.stopRequested || !run.stoppable;
+    this.stopButton.title = run.stoppable
+      ? "Stop the whole run"
+      : "The kernel is waiting for this run: interrupt the kernel (■) to stop it, or use --background for live Stop buttons";
+    if (!this.stopRequested) this.stopButton.textContent = run.stoppable || run.status !== "running" ? "Stop" : "Interrupt kernel to stop";
+    this.promptEl.textContent = run.prompt;
+    this.promptEl.title = run.prompt;
+    this.promptEl.hidden = !run.prompt;
+  }
+
+  /**
+   * Write everything the store marked dirty. Reads no layout until all writes are done.
+   * @param {Store} store
+   */
+  flush(store) {
+    const dirty = store.takeDirty();
+    const state = store.state;
+    if (dirty.layout) {
+      this.#layout(state.panes);
+      for (const id of this.views.keys()) dirty.panes.add(id);
+    }
+    if (dirty.run) this.#updateRun(state.run);
+    /** @type {PaneView[]} */
+    const grown = [];
+    for (const id of dirty.panes) {
+      const view = this.views.get(id);
+      if (!view) continue;
+      if (view.update(paneState(state, id))) grown.push(view);
+    }
+    for (const view of grown) view.scrollToBottom();
+    this.tick(store);
+  }
+
+  /**
+   * Clock-driven display: the elapsed time and the stall markers.
+   * @param {Store} store
+   */
+  tick(store) {
+    const now = this.now();
+    const elapsed = formatElapsed(liveElapsed(store.state.run, this.runReceivedAt, now));
+    if (this.elapsedEl.textContent !== elapsed) this.elapsedEl.textContent = elapsed;
+    for (const [id, view] of this.views) {
+      view.tick(now, store.lastActivity.get(id) ?? Math.max(this.createdAt, this.runReceivedAt));
+    }
+  }
+
+  destroy() {
+    this.stopButton.removeEventListener("click", this.#handleStop);
+    for (const view of this.views.values()) view.destroy();
+    this.views.clear();
+    this.root.remove();
+  }
+}

@@ -1,0 +1,167 @@
+// The view's model of the grid: pane specs, pane states and the run, plus which of them changed
+// since the DOM was last written. Pure reducers over plain values; the Store only remembers the
+// latest value and the dirty set so the frame scheduler can write each pane at most once a frame.
+
+import {
+  applyPaneDelta,
+  emptyPaneState,
+  emptyRun,
+  mergeRun,
+  normalizePaneState,
+  normalizePanes,
+} from "./protocol.js";
+
+/**
+ * @typedef {import("./protocol.js").PaneSpec} PaneSpec
+ * @typedef {import("./protocol.js").LocalPaneState} LocalPaneState
+ * @typedef {import("./protocol.js").RunState} RunState
+ * @typedef {import("./protocol.js").DeltaMessage} DeltaMessage
+ * @typedef {{panes: PaneSpec[], states: Record<string, LocalPaneState>, run: RunState}} GridState
+ * @typedef {{state: GridState, changedPanes: string[], runChanged: boolean}} Reduction
+ */
+
+/** @returns {GridState} */
+export function emptyGridState() {
+  return { panes: [], states: {}, run: emptyRun() };
+}
+
+/**
+ * Replace pane states from a snapshot. A pane is replaced when the snapshot includes at least
+ * every delta we applied (`seq` not older), or when ours is stale (a delta was missed); otherwise
+ * the deltas we already hold are newer and we keep them.
+ * @param {GridState} state @param {unknown} snapshot @returns {Reduction}
+ */
+export function reduceSnapshot(state, snapshot) {
+  /** @type {string[]} */
+  const changedPanes = [];
+  if (typeof snapshot !== "object" || snapshot === null || Array.isArray(snapshot)) {
+    return { state, changedPanes, runChanged: false };
+  }
+  const states = { ...state.states };
+  for (const [id, raw] of Object.entries(snapshot)) {
+    const incoming = normalizePaneState(raw);
+    const current = states[id];
+    if (current && !current.stale && incoming.seq < current.seq) continue;
+    states[id] = incoming;
+    changedPanes.push(id);
+  }
+  return { state: { ...state, states }, changedPanes, runChanged: false };
+}
+
+/**
+ * Apply a validated delta message to every pane it names (panes not yet known start empty).
+ * @param {GridState} state @param {DeltaMessage} msg @returns {Reduction}
+ */
+export function reduceDelta(state, msg) {
+  /** @type {string[]} */
+  const changedPanes = [];
+  let states = { ...state.states };
+  const newRunId = msg.run?.run_id;
+  if (typeof newRunId === "string" && newRunId !== state.run.run_id) {
+    changedPanes.push(...Object.keys(states));
+    states = {};
+  }
+  for (const [id, delta] of Object.entries(msg.panes)) {
+    const current = states[id] ?? emptyPaneState();
+    const next = applyPaneDelta(current, delta, msg.seq);
+    if (next === current) continue;
+    states[id] = next;
+    if (!changedPanes.includes(id)) changedPanes.push(id);
+  }
+  let run = state.run;
+  let runChanged = false;
+  if (msg.run) {
+    run = mergeRun(state.run, msg.run);
+    runChanged = true;
+  }
+  return { state: { ...state, states, run }, changedPanes, runChanged };
+}
+
+/**
+ * Replace the run. A new run_id starts a new sequence space, so the pane states of the previous
+ * run are dropped (the snapshot that comes with or after the new run refills them).
+ * @param {GridState} state @param {unknown} run @returns {Reduction}
+ */
+export function reduceRun(state, run) {
+  const next = mergeRun(emptyRun(), run);
+  if (next.run_id !== state.run.run_id) {
+    return {
+      state: { ...state, run: next, states: {} },
+      changedPanes: Object.keys(state.states),
+      runChanged: true,
+    };
+  }
+  return { state: { ...state, run: next }, changedPanes: [], runChanged: true };
+}
+
+/** @param {GridState} state @param {unknown} panes @returns {GridState} */
+export function reducePanes(state, panes) {
+  return { ...state, panes: normalizePanes(panes) };
+}
+
+/** @param {GridState} state @param {string} id @returns {LocalPaneState} */
+export function paneState(state, id) {
+  return state.states[id] ?? emptyPaneState();
+}
+
+/** Holds the current GridState and what changed since the last `takeDirty()`. */
+export class Store {
+  /** @param {GridState} [initial] */
+  constructor(initial) {
+    /** @type {GridState} */
+    this.state = initial ?? emptyGridState();
+    /** @type {Set<string>} */
+    this.dirtyPanes = new Set();
+    this.dirtyRun = false;
+    this.dirtyLayout = false;
+    /** Time (ms, caller's clock) each pane last received anything; drives the stall marker. */
+    /** @type {Map<string, number>} */
+    this.lastActivity = new Map();
+  }
+
+  /** @param {Reduction} r @param {number} [now] */
+  #commit(r, now) {
+    this.state = r.state;
+    for (const id of r.changedPanes) {
+      this.dirtyPanes.add(id);
+      if (now !== undefined) this.lastActivity.set(id, now);
+    }
+    if (r.runChanged) this.dirtyRun = true;
+  }
+
+  /** @param {unknown} panes */
+  setPanes(panes) {
+    this.state = reducePanes(this.state, panes);
+    this.dirtyLayout = true;
+  }
+
+  /** @param {unknown} snapshot */
+  setSnapshot(snapshot) {
+    this.#commit(reduceSnapshot(this.state, snapshot));
+  }
+
+  /** @param {unknown} run */
+  setRun(run) {
+    const r = reduceRun(this.state, run);
+    if (r.changedPanes.length) this.lastActivity.clear();
+    this.#commit(r);
+  }
+
+  /** @param {DeltaMessage} msg @param {number} now */
+  applyDelta(msg, now) {
+    this.#commit(reduceDelta(this.state, msg), now);
+  }
+
+  /** @returns {{panes: Set<string>, run: boolean, layout: boolean}} */
+  takeDirty() {
+    const out = { panes: this.dirtyPanes, run: this.dirtyRun, layout: this.dirtyLayout };
+    this.dirtyPanes = new Set();
+    this.dirtyRun = false;
+    this.dirtyLayout = false;
+    return out;
+  }
+
+  hasDirty() {
+    return this.dirtyPanes.size > 0 || this.dirtyRun || this.dirtyLayout;
+  }
+}

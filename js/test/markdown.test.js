@@ -1,0 +1,167 @@
+import { describe, expect, it } from "vitest";
+import { IncrementalMarkdown, renderMarkdown, settledPrefix, lex } from "../src/markdown.js";
+import { fragmentToHtml } from "../src/sanitize.js";
+
+/** A small deterministic PRNG so failures reproduce. @param {number} seed */
+function rng(seed) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** @param {string} text */
+const full = (text) => fragmentToHtml(renderMarkdown(text));
+
+const DOCS = {
+  mixed: [
+    "# Title",
+    "",
+    "Some *intro* text with `code` and a [link](https://example.com).",
+    "Second line of the same paragraph.",
+    "",
+    "## Steps",
+    "",
+    "1. first",
+    "2. second",
+    "",
+    "3. third after a blank (loose list)",
+    "",
+    "- bullet a",
+    "- bullet b",
+    "  continued",
+    "",
+    "  - nested",
+    "",
+    "```python",
+    "def f(x):",
+    "",
+    "    return x * 2",
+    "```",
+    "",
+    "> a quote",
+    "> spanning lines",
+    "",
+    "| a | b |",
+    "|---|---|",
+    "| 1 | 2 |",
+    "",
+    "Setext heading",
+    "==============",
+    "",
+    "~~~",
+    "tilde fence with ``` inside",
+    "~~~",
+    "",
+    "    indented code",
+    "",
+    "    more indented",
+    "",
+    "- [ ] task",
+    "- [x] done",
+    "",
+    "Final paragraph with <b>raw html</b> and ![img](https://x.test/a.png).",
+    "",
+  ].join("\n"),
+  fences: "Intro\n\n```js\nconst a = 1;\n\n\nconst b = 2;\n```\n\nafter\n\n````\n```\nnested\n```\n````\n\nend\n\n```\nunclosed\n\nstill code",
+  lists: "1. a\n\n2. b\n\n10. c\n\n- x\n\n* y\n\n+ z\n\n1) p\n\n2) q\n\npara\n- interrupt\n\n-\n\ntext",
+  openFences: "Intro\n\n```js\nline1\n\n\n\tindented\n``\n ~~ \n  ```js not a closer\nmore <b>\n   ```\n\nafter\n\n~~~\n```\nstill\n````\n~~~~\n\nend\n\n``` py x\nfoo\n\n\n   ~~~\n```~\n\n````\nlong ``` fence\n```\n",
+  headings: "# h1\n## h2\ntext\n### h3 ###\n\nline\n---\n\n***\n\n#nospace\n\n  # indented heading\n",
+};
+
+describe("incremental markdown", () => {
+  for (const [name, doc] of Object.entries(DOCS)) {
+    it(`equals a full render at every step for random splits (${name})`, () => {
+      for (let seed = 1; seed <= 12; seed++) {
+        const rand = rng(seed);
+        const container = document.createElement("div");
+        const md = new IncrementalMarkdown(container);
+        let pos = 0;
+        while (pos < doc.length) {
+          pos = Math.min(doc.length, pos + 1 + Math.floor(rand() * 12));
+          const prefix = doc.slice(0, pos);
+          md.update(prefix);
+          expect(container.innerHTML, `seed ${seed} at ${pos}: ${JSON.stringify(prefix.slice(-20))}`).toBe(full(prefix));
+        }
+      }
+    });
+  }
+
+  it("equals a full render char by char", () => {
+    const doc = DOCS.mixed + DOCS.lists + "\n\n" + DOCS.fences;
+    const container = document.createElement("div");
+    const md = new IncrementalMarkdown(container);
+    for (let pos = 1; pos <= doc.length; pos++) {
+      md.update(doc.slice(0, pos));
+      expect(container.innerHTML, `at ${pos}`).toBe(full(doc.slice(0, pos)));
+    }
+  });
+
+  it("keeps settled block nodes instead of rebuilding them", () => {
+    const container = document.createElement("div");
+    const md = new IncrementalMarkdown(container);
+    md.update("# Title\n\nfirst paragraph\n\nsecond");
+    const heading = container.querySelector("h1");
+    md.update("# Title\n\nfirst paragraph\n\nsecond paragraph grows\n\nthird");
+    expect(container.querySelector("h1")).toBe(heading);
+    expect(md.settledText.length).toBeGreaterThan(0);
+  });
+
+  it("renders an unclosed code fence as pre/code while it streams", () => {
+    const container = document.createElement("div");
+    new IncrementalMarkdown(container).update("text\n\n```js\nlet x = '<b>';\n");
+    const code = container.querySelector("pre > code.language-js");
+    expect(code?.textContent).toBe("let x = '<b>';\n");
+    expect(container.querySelector("b")).toBeNull();
+  });
+
+  it("grows an open fence by appending to one text node", () => {
+    const container = document.createElement("div");
+    const md = new IncrementalMarkdown(container);
+    md.update("para\n\n```js\nconst a");
+    const code = container.querySelector("code");
+    const node = code?.firstChild;
+    md.update("para\n\n```js\nconst a = 1;\nconst b");
+    expect(container.querySelector("code")).toBe(code);
+    expect(code?.firstChild).toBe(node);
+    expect(code?.textContent).toBe("const a = 1;\nconst b\n");
+    expect(container.innerHTML).toBe(full("para\n\n```js\nconst a = 1;\nconst b"));
+  });
+
+  it("re-renders from scratch when the text is replaced, not appended", () => {
+    const container = document.createElement("div");
+    const md = new IncrementalMarkdown(container);
+    md.update("# One\n\nalpha\n\nbeta\n");
+    md.update("# Two\n\ngamma\n");
+    expect(container.innerHTML).toBe(full("# Two\n\ngamma\n"));
+  });
+
+  it("does not settle a block whose follower's first line is incomplete", () => {
+    // "2" could still become "2." and join the ordered list above.
+    const src = "1. a\n\n2";
+    expect(settledPrefix(lex(src), src).count).toBe(0);
+    const src2 = "para\n\nnext\n";
+    expect(settledPrefix(lex(src2), src2).length).toBe("para\n\n".length);
+  });
+
+  it("shows raw HTML as text and images as links", () => {
+    const html = full("<script>alert(1)</script>\n\nhi <img src=x onerror=alert(1)> ![a](https://e.test/i.png)");
+    expect(html).not.toContain("<script");
+    expect(html).not.toContain("<img");
+    expect(html).toContain("&lt;script&gt;");
+    expect(html).toContain('href="https://e.test/i.png"');
+  });
+});
+
+describe("citations", () => {
+  it("renders [n] as a citation and leaves links and references alone", async () => {
+    const { markdownToHtml } = await import("../src/markdown.js");
+    const html = markdownToHtml("SSE reconnects [1][2]. See [docs](https://x.example) and [3]: not a ref.");
+    expect(html).toContain('<sup class="llmgrid-cite">[1]</sup><sup class="llmgrid-cite">[2]</sup>');
+    expect(html).toContain('<a href="https://x.example">docs</a>');
+  });
+});

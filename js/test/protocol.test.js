@@ -1,0 +1,131 @@
+import { describe, expect, it } from "vitest";
+import {
+  applyPaneDelta,
+  emptyPaneState,
+  mergeMetrics,
+  normalizePaneState,
+  normalizePanes,
+  parseMessage,
+  resolveAppend,
+  stopMessage,
+} from "../src/protocol.js";
+import fixture from "./fixtures/messages.json";
+
+/** @param {Partial<import("../src/protocol.js").LocalPaneState>} over */
+const pane = (over = {}) => ({ ...emptyPaneState(), seq: 0, ...over });
+
+describe("applyPaneDelta", () => {
+  it("appends when the offset equals the current length", () => {
+    const s = applyPaneDelta(pane({ text: "Hello" }), { text: [5, ", world"] }, 1);
+    expect(s.text).toBe("Hello, world");
+    expect(s.seq).toBe(1);
+    expect(s.stale).toBe(false);
+  });
+
+  it("appends only the part beyond the current length when the offset overlaps", () => {
+    const s = applyPaneDelta(pane({ text: "Hello, wo" }), { text: [7, "world!"] }, 1);
+    expect(s.text).toBe("Hello, world!");
+  });
+
+  it("appends nothing when the overlap covers the whole payload", () => {
+    const s = applyPaneDelta(pane({ text: "Hello, world" }), { text: [0, "Hello"] }, 1);
+    expect(s.text).toBe("Hello, world");
+    expect(s.stale).toBe(false);
+  });
+
+  it("marks the pane stale and keeps its text on a gap", () => {
+    const s = applyPaneDelta(pane({ text: "abc" }), { text: [5, "fgh"], status: "streaming" }, 1);
+    expect(s.text).toBe("abc");
+    expect(s.stale).toBe(true);
+    expect(s.status).toBe("streaming");
+  });
+
+  it("ignores a delta whose seq is not newer than the pane's", () => {
+    const before = pane({ text: "abc", seq: 7 });
+    expect(applyPaneDelta(before, { text: [3, "d"] }, 7)).toBe(before);
+    expect(applyPaneDelta(before, { text: [3, "d"] }, 3)).toBe(before);
+    expect(applyPaneDelta(before, { text: [3, "d"] }, 8).text).toBe("abcd");
+  });
+
+  it("applies the offset rule to reasoning and to list fields", () => {
+    let s = pane({ reasoning: "think", analysis: ["a"] });
+    s = applyPaneDelta(s, { reasoning: [3, "nking"], analysis: [0, ["a", "b"]], results: [0, [{ title: "t", url: "https://x.test", description: "d" }]] }, 1);
+    expect(s.reasoning).toBe("thinking");
+    expect(s.analysis).toEqual(["a", "b"]);
+    expect(s.results).toHaveLength(1);
+    s = applyPaneDelta(s, { tool_calls: [2, [{ id: "c", name: "f", arguments: "{}" }]] }, 2);
+    expect(s.tool_calls).toEqual([]);
+    expect(s.stale).toBe(true);
+  });
+
+  it("sets status and error, and merges metrics", () => {
+    let s = applyPaneDelta(pane(), { status: "retrying", error: { message: "503", recoverable: true }, metrics: { tokens: 3 } }, 1);
+    expect(s.status).toBe("retrying");
+    expect(s.error).toEqual({ message: "503", recoverable: true });
+    s = applyPaneDelta(s, { error: null, metrics: { ttft_s: 0.5 } }, 2);
+    expect(s.error).toBeNull();
+    expect(s.metrics).toMatchObject({ tokens: 3, ttft_s: 0.5 });
+  });
+
+  it("does not mutate its input", () => {
+    const before = pane({ text: "a", analysis: ["x"] });
+    const copy = structuredClone(before);
+    applyPaneDelta(before, { text: [1, "b"], analysis: [1, ["y"]], status: "done" }, 1);
+    expect(before).toEqual(copy);
+  });
+
+  it("ignores malformed patches without throwing", () => {
+    const before = pane({ text: "a" });
+    for (const bad of [{ text: "b" }, { text: [1] }, { text: ["1", "b"] }, { text: [-1, "b"] }, { text: [1, 5] }, { status: "exploded" }, { metrics: "fast" }]) {
+      const s = applyPaneDelta(before, bad, 1);
+      expect(s.text).toBe("a");
+      expect(s.status).toBe("queued");
+      expect(s.stale).toBe(false);
+    }
+  });
+});
+
+describe("resolveAppend", () => {
+  const isString = (/** @type {unknown} */ x) => typeof x === "string";
+  it.each([
+    [3, [3, "de"], { gap: false, extra: "de" }],
+    [4, [3, "de"], { gap: false, extra: "e" }],
+    [5, [3, "de"], { gap: false, extra: null }],
+    [2, [3, "de"], { gap: true, extra: null }],
+  ])("length %i, patch %j", (len, patch, want) => {
+    expect(resolveAppend(len, patch, /** @type {(x: unknown) => x is string} */ (isString))).toEqual(want);
+  });
+});
+
+describe("parseMessage", () => {
+  it("accepts a v1 delta", () => {
+    expect(parseMessage({ v: 1, type: "delta", seq: 1, panes: {} }).ok).toBe(true);
+  });
+
+  it("rejects every message in the fixtures' ignored list", () => {
+    for (const msg of fixture.ignored_messages) expect(parseMessage(msg).ok, JSON.stringify(msg)).toBe(false);
+  });
+});
+
+describe("normalisation", () => {
+  it("fills a partial snapshot pane with defaults", () => {
+    const s = normalizePaneState({ status: "done", text: "x", seq: 4, metrics: { tokens: 2 } });
+    expect(s).toMatchObject({ status: "done", text: "x", seq: 4, reasoning: "", tool_calls: [], error: null, stale: false });
+    expect(s.metrics).toEqual({ ttft_s: null, tokens: 2, tokens_per_s: null, elapsed_s: 0, n_chunks: 0 });
+  });
+
+  it("drops panes without an id and duplicate ids, defaulting the kind", () => {
+    const panes = normalizePanes([{ id: "a", name: "A", kind: "weird" }, { name: "no id" }, { id: "a", name: "dup" }]);
+    expect(panes).toEqual([{ id: "a", name: "A", model: "", route: "", kind: "model" }]);
+  });
+
+  it("keeps metrics it is not given", () => {
+    const m = mergeMetrics({ ttft_s: 0.2, tokens: 5, tokens_per_s: 10, elapsed_s: 1, n_chunks: 5 }, { tokens: 6 });
+    expect(m).toEqual({ ttft_s: 0.2, tokens: 6, tokens_per_s: 10, elapsed_s: 1, n_chunks: 5 });
+  });
+
+  it("builds the stop messages the fixtures list", () => {
+    expect(stopMessage("gpt")).toEqual(fixture.stop_messages.pane);
+    expect(stopMessage(null)).toEqual(fixture.stop_messages.run);
+  });
+});

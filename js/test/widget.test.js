@@ -1,0 +1,390 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import widget, { render } from "../src/index.js";
+import { renderMarkdown } from "../src/markdown.js";
+import { fragmentToHtml } from "../src/sanitize.js";
+import { FakeModel, ManualFrames } from "./fake-model.js";
+import fixture from "./fixtures/messages.json";
+
+/** @param {string} text */
+const fullHtml = (text) => fragmentToHtml(renderMarkdown(text));
+
+/** @param {string} name */
+const scenario = (name) => {
+  const s = fixture.scenarios.find((x) => x.name === name);
+  if (!s) throw new Error(name);
+  return /** @type {any} */ (structuredClone(s));
+};
+
+/** @type {{model: FakeModel, el: HTMLElement, frames: ManualFrames, clock: {t: number}, cleanup: () => void}[]} */
+let mounted = [];
+
+/**
+ * @param {Record<string, unknown>} traits
+ * @param {{tickMs?: number}} [opts]
+ */
+function mount(traits, opts = {}) {
+  const model = new FakeModel(traits);
+  const el = document.createElement("div");
+  document.body.appendChild(el);
+  const frames = new ManualFrames();
+  const clock = { t: 1_000_000 };
+  const cleanup = render(/** @type {any} */ ({ model, el }), {
+    requestFrame: frames.requestFrame,
+    cancelFrame: frames.cancelFrame,
+    now: () => clock.t,
+    tickMs: opts.tickMs ?? 1e9,
+  });
+  const m = { model, el, frames, clock, cleanup };
+  mounted.push(m);
+  return m;
+}
+
+/** @param {HTMLElement} el @param {string} id */
+const paneEl = (el, id) => /** @type {HTMLElement} */ (el.querySelector(`.llmgrid-pane[data-pane-id="${id}"]`));
+/** @param {HTMLElement} el @param {string} id @param {string} sel */
+const inPane = (el, id, sel) => /** @type {HTMLElement} */ (paneEl(el, id).querySelector(sel));
+
+/** @param {any} sc @param {FakeModel} model @param {ManualFrames} frames @param {number} every */
+function replaySteps(sc, model, frames, every) {
+  sc.steps.forEach((/** @type {any} */ step, /** @type {number} */ i) => {
+    if (step.msg) model.message(step.msg);
+    else model.setTrait(step.trait, step.value);
+    if (every && i % every === 0) frames.run();
+  });
+  frames.run();
+}
+
+/** @param {HTMLElement} el @param {any} expected */
+function expectDomMatches(el, expected) {
+  for (const [id, want] of Object.entries(/** @type {Record<string, any>} */ (expected.panes))) {
+    const p = paneEl(el, id);
+    expect(p, id).not.toBeNull();
+    expect(p.dataset.status, id).toBe(want.status);
+    expect(p.dataset.textLength, id).toBe(String(want.text.length));
+    expect(inPane(el, id, ".llmgrid-pane-text").innerHTML, id).toBe(fullHtml(want.text));
+    expect(inPane(el, id, ".llmgrid-tokens").textContent, id).toBe(`${want.metrics.tokens} tok`);
+  }
+  const root = /** @type {HTMLElement} */ (el.querySelector(".llmgrid-root"));
+  expect(root.dataset.runStatus).toBe(expected.run.status);
+  expect(el.querySelector(".llmgrid-total-tokens")?.textContent).toBe(`${expected.run.total_tokens} tok`);
+}
+
+afterEach(() => {
+  for (const m of mounted) {
+    m.cleanup();
+    m.el.remove();
+  }
+  mounted = [];
+  vi.restoreAllMocks();
+});
+
+describe("render", () => {
+  it("follows anywidget's contract: default export with render returning a cleanup", () => {
+    expect(widget.render).toBe(render);
+    const { cleanup } = mount({ panes: [], snapshot: {}, run: {} });
+    expect(typeof cleanup).toBe("function");
+  });
+
+  it("shows a snapshot immediately, masters last", () => {
+    const sc = scenario("stream_to_done");
+    const { el } = mount({ panes: sc.initial.panes, run: sc.expected.run, snapshot: sc.expected.panes });
+    const ids = [...el.querySelectorAll(".llmgrid-pane")].map((p) => /** @type {HTMLElement} */ (p).dataset.paneId);
+    expect(ids).toEqual(["gpt", "llama", "mistral", "search", "master"]);
+    expect(paneEl(el, "master").classList.contains("llmgrid-kind-master")).toBe(true);
+    expect(paneEl(el, "search").classList.contains("llmgrid-kind-search")).toBe(true);
+    expectDomMatches(el, sc.expected);
+  });
+
+  for (const name of fixture.scenarios.map((s) => s.name)) {
+    for (const every of [0, 1, 3]) {
+      it(`${name}: snapshot then deltas gives the expected DOM (a frame every ${every || "end"} steps)`, () => {
+        const sc = scenario(name);
+        const { el, model, frames } = mount(sc.initial);
+        replaySteps(sc, model, frames, every);
+        expectDomMatches(el, sc.expected);
+      });
+    }
+  }
+
+  for (const order of [["snapshot", "run"], ["run", "snapshot"]]) {
+    it(`takes a new run's snapshot synced together with its run (events ${order.join(" then ")})`, () => {
+      const { el, model, frames } = mount({ panes: [{ id: "a", name: "A" }], snapshot: { a: { text: "old run", status: "done", seq: 40 } }, run: { run_id: "r1", status: "done" } });
+      // ipywidgets sets every trait of one update before firing the change events.
+      model.traits.run = { run_id: "r2", status: "running" };
+      model.traits.snapshot = { a: { text: "", status: "queued", seq: 0 } };
+      for (const name of order) model.emit(`change:${name}`);
+      model.message({ v: 1, type: "delta", seq: 1, panes: { a: { text: [0, "new run"], status: "streaming" } } });
+      frames.run();
+      expect(inPane(el, "a", ".llmgrid-pane-text").innerHTML).toBe("<p>new run</p>\n");
+      expect(paneEl(el, "a").dataset.status).toBe("streaming");
+    });
+  }
+
+  it("batches all deltas of a frame into one flush and never drops the last", () => {
+    const { el, model, frames } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: { run_id: "r", status: "running" } });
+    const parts = Array.from({ length: 500 }, (_, i) => `word${i} ${i % 40 === 39 ? "\n\n" : ""}`);
+    let offset = 0;
+    parts.forEach((p, i) => {
+      model.message({ v: 1, type: "delta", seq: i + 1, panes: { a: { text: [offset, p], status: "streaming" } } });
+      offset += p.length;
+    });
+    expect(frames.requested).toBe(1);
+    expect(inPane(el, "a", ".llmgrid-pane-text").textContent).toBe("");
+    frames.run();
+    const text = parts.join("");
+    expect(paneEl(el, "a").dataset.textLength).toBe(String(text.length));
+    expect(inPane(el, "a", ".llmgrid-pane-text").innerHTML).toBe(fullHtml(text));
+  });
+
+  it("keeps settled blocks' DOM nodes across flushes instead of rebuilding the pane", () => {
+    const { el, model, frames } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: {} });
+    model.message({ v: 1, type: "delta", seq: 1, panes: { a: { text: [0, "# Head\n\nfirst para\n\nsecond"], status: "streaming" } } });
+    frames.run();
+    const h1 = inPane(el, "a", "h1");
+    const header = inPane(el, "a", ".llmgrid-pane-header");
+    model.message({ v: 1, type: "delta", seq: 2, panes: { a: { text: ["# Head\n\nfirst para\n\nsecond".length, " para\n\nthird"] } } });
+    frames.run();
+    expect(inPane(el, "a", "h1")).toBe(h1);
+    expect(inPane(el, "a", ".llmgrid-pane-header")).toBe(header);
+    expect(inPane(el, "a", ".llmgrid-pane-text").textContent).toContain("second para");
+  });
+
+  it("sends stop messages from the pane and footer buttons", () => {
+    const { el, model, frames } = mount({
+      panes: [{ id: "a", name: "A" }, { id: "b", name: "B" }],
+      snapshot: { a: { status: "streaming", seq: 1 }, b: { status: "done", seq: 1 } },
+      run: { run_id: "r", status: "running" },
+    });
+    const stopA = inPane(el, "a", ".llmgrid-pane-stop");
+    const stopB = inPane(el, "b", ".llmgrid-pane-stop");
+    expect(stopA.hidden).toBe(false);
+    expect(stopB.hidden).toBe(true);
+    stopA.click();
+    expect(model.sent).toEqual([{ v: 1, type: "stop", pane: "a" }]);
+    const stopAll = /** @type {HTMLButtonElement} */ (el.querySelector(".llmgrid-footer .llmgrid-stop"));
+    expect(stopAll.disabled).toBe(false);
+    stopAll.click();
+    expect(model.sent.at(-1)).toEqual({ v: 1, type: "stop", pane: null });
+    expect(model.sent.at(-1)).toEqual(fixture.stop_messages.run);
+    model.setTrait("run", { run_id: "r", status: "cancelled" });
+    model.message({ v: 1, type: "delta", seq: 2, panes: { a: { status: "cancelled" } } });
+    frames.run();
+    expect(stopAll.disabled).toBe(true);
+    expect(stopA.hidden).toBe(true);
+  });
+
+  it("cleanup removes every listener, the DOM and pending frames", () => {
+    const { el, model, frames, cleanup } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: {} });
+    expect(model.listenerCount()).toBe(4);
+    model.message({ v: 1, type: "delta", seq: 1, panes: { a: { text: [0, "x"] } } });
+    cleanup();
+    expect(model.listenerCount()).toBe(0);
+    expect(el.children.length).toBe(0);
+    expect(frames.run()).toBe(0);
+  });
+
+  it("ignores unknown versions and types with a warning, never throwing", () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const { el, model, frames } = mount({ panes: [{ id: "gpt", name: "G" }], snapshot: {}, run: {} });
+    for (const msg of fixture.ignored_messages) expect(() => model.message(msg)).not.toThrow();
+    frames.run();
+    expect(warn).toHaveBeenCalledTimes(fixture.ignored_messages.length);
+    expect(paneEl(el, "gpt").dataset.textLength).toBe("0");
+  });
+
+  it("adds a pane when the panes trait grows, keeping the existing panes' DOM", () => {
+    const { el, model, frames } = mount({ panes: [{ id: "a", name: "A" }], snapshot: { a: { text: "hello", seq: 1 } }, run: {} });
+    const a = paneEl(el, "a");
+    model.setTrait("panes", [{ id: "a", name: "A" }, { id: "m", name: "Master", kind: "master" }]);
+    model.message({ v: 1, type: "delta", seq: 2, panes: { m: { text: [0, "sum"], status: "streaming" } } });
+    frames.run();
+    expect(paneEl(el, "a")).toBe(a);
+    expect(inPane(el, "m", ".llmgrid-pane-text").innerHTML).toBe("<p>sum</p>\n");
+  });
+
+  it("marks a streaming pane stalled after a second of silence and clears it on the next delta", () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+    try {
+      const { el, model, frames, clock } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: {} }, { tickMs: 100 });
+      model.message({ v: 1, type: "delta", seq: 1, panes: { a: { status: "streaming", text: [0, "x"] } } });
+      frames.run();
+      clock.t += 900;
+      vi.advanceTimersByTime(100);
+      expect(el.querySelector(".llmgrid-stall")).toBeNull();
+      clock.t += 300;
+      vi.advanceTimersByTime(100);
+      expect(inPane(el, "a", ".llmgrid-stall")?.textContent).toBe("stalled 1.2 s");
+      model.message({ v: 1, type: "delta", seq: 2, panes: { a: { text: [1, "y"] } } });
+      frames.run();
+      expect(el.querySelector(".llmgrid-stall")).toBeNull();
+      model.message({ v: 1, type: "delta", seq: 3, panes: { a: { status: "waiting" } } });
+      frames.run();
+      clock.t += 5000;
+      vi.advanceTimersByTime(100);
+      expect(el.querySelector(".llmgrid-stall")).toBeNull();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("ticks the elapsed time locally while running and shows the kernel's value after", () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+    try {
+      const started = 1_000_000 - 2_000;
+      const { el, model, frames, clock } = mount({ panes: [], snapshot: {}, run: { run_id: "r", status: "running", elapsed_s: 2, started_at: started } }, { tickMs: 100 });
+      const elapsed = () => el.querySelector(".llmgrid-elapsed")?.textContent;
+      expect(elapsed()).toBe("2.0 s");
+      clock.t += 1500;
+      vi.advanceTimersByTime(100);
+      expect(elapsed()).toBe("3.5 s");
+      model.setTrait("run", { run_id: "r", status: "done", elapsed_s: 3.2, started_at: started });
+      frames.run();
+      clock.t += 5000;
+      vi.advanceTimersByTime(100);
+      expect(elapsed()).toBe("3.2 s");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("opens reasoning while it streams and folds it once the answer starts", () => {
+    const { el, model, frames } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: {} });
+    const details = /** @type {HTMLDetailsElement} */ (inPane(el, "a", ".llmgrid-pane-reasoning"));
+    expect(details.hidden).toBe(true);
+    model.message({ v: 1, type: "delta", seq: 1, panes: { a: { reasoning: [0, "thinking <b>hard</b>"], status: "streaming" } } });
+    frames.run();
+    expect(details.hidden).toBe(false);
+    expect(details.open).toBe(true);
+    expect(inPane(el, "a", ".llmgrid-pane-reasoning-text").textContent).toBe("thinking <b>hard</b>");
+    expect(details.querySelector("b")).toBeNull();
+    model.message({ v: 1, type: "delta", seq: 2, panes: { a: { text: [0, "Answer"] } } });
+    frames.run();
+    expect(details.open).toBe(false);
+  });
+
+  it("shows an error banner under the partial text when a pane fails", () => {
+    const { el, model, frames } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: {} });
+    expect(el.querySelector(".llmgrid-pane-error")).toBeNull();
+    model.message({ v: 1, type: "delta", seq: 1, panes: { a: { text: [0, "partial answer"], status: "streaming" } } });
+    model.message({ v: 1, type: "delta", seq: 2, panes: { a: { status: "failed", error: { message: "HTTP 500 <script>", recoverable: false } } } });
+    frames.run();
+    const banner = inPane(el, "a", ".llmgrid-pane-error");
+    expect(banner.textContent).toBe("HTTP 500 <script>");
+    expect(inPane(el, "a", ".llmgrid-pane-text").innerHTML).toBe("<p>partial answer</p>\n");
+    expect(banner.previousElementSibling?.classList.contains("llmgrid-pane-text")).toBe(true);
+    expect(paneEl(el, "a").dataset.status).toBe("failed");
+  });
+
+  it("renders search results with safe links, sanitised descriptions, analysis, then text", () => {
+    const sc = scenario("stream_to_done");
+    const { el } = mount({ panes: sc.initial.panes, run: sc.expected.run, snapshot: sc.expected.panes });
+    const search = paneEl(el, "search");
+    const titles = [...search.querySelectorAll(".llmgrid-result-title")];
+    expect(titles.map((a) => a.textContent)).toEqual(sc.expected.panes.search.results.map((/** @type {any} */ r) => r.title));
+    expect(titles[0].getAttribute("href")).toBe("https://en.wikipedia.org/wiki/TCP_congestion_control");
+    expect(titles[0].getAttribute("rel")).toBe("noopener noreferrer");
+    expect(titles[2].hasAttribute("href")).toBe(false);
+    expect(search.querySelector(".llmgrid-result-desc strong")?.textContent).toBe("Slow start");
+    expect(search.querySelector("script, img, [onclick], [onerror]")).toBeNull();
+    expect(search.querySelectorAll(".llmgrid-analysis-item")).toHaveLength(2);
+    const order = [...search.querySelectorAll(".llmgrid-results, .llmgrid-analysis, .llmgrid-pane-text")].map((n) => n.className.split(" ")[0]);
+    expect(order).toEqual(["llmgrid-results", "llmgrid-analysis", "llmgrid-pane-text"]);
+  });
+
+  it("shows tool calls with pretty-printed arguments as text", () => {
+    const { el, model, frames } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: {} });
+    model.message({ v: 1, type: "delta", seq: 1, panes: { a: { tool_calls: [0, [{ id: "1", name: "search", arguments: '{"q":"<img src=x onerror=alert(1)>"}' }, { id: "2", name: "raw", arguments: "not json" }]] } } });
+    frames.run();
+    const args = [...paneEl(el, "a").querySelectorAll(".llmgrid-tool-call-args")].map((p) => p.textContent);
+    expect(args).toEqual(['{\n  "q": "<img src=x onerror=alert(1)>"\n}', "not json"]);
+    expect(paneEl(el, "a").querySelector("img")).toBeNull();
+    expect(inPane(el, "a", ".llmgrid-tool-call-name").textContent).toBe("search");
+  });
+
+  it("follows new output unless the user has scrolled up", () => {
+    const { el, model, frames } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: {} });
+    const body = inPane(el, "a", ".llmgrid-pane-body");
+    // jsdom has no layout: give the body a fixed geometry.
+    Object.defineProperty(body, "scrollHeight", { configurable: true, get: () => 1000 });
+    Object.defineProperty(body, "clientHeight", { configurable: true, get: () => 200 });
+    let seq = 0;
+    let len = 0;
+    const send = () => {
+      const t = `line ${seq}\n\n`;
+      model.message({ v: 1, type: "delta", seq: ++seq, panes: { a: { text: [len, t], status: "streaming" } } });
+      len += t.length;
+      frames.run();
+    };
+    send();
+    expect(body.scrollTop).toBe(1000);
+    body.scrollTop = 100;
+    body.dispatchEvent(new Event("scroll"));
+    send();
+    expect(body.scrollTop).toBe(100);
+    body.scrollTop = 790;
+    body.dispatchEvent(new Event("scroll"));
+    send();
+    expect(body.scrollTop).toBe(1000);
+  });
+
+  it("updates the metrics spans", () => {
+    const { el, model, frames } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: {} });
+    expect(inPane(el, "a", ".llmgrid-ttft").textContent).toBe("TTFT –");
+    model.message({ v: 1, type: "delta", seq: 1, panes: { a: { metrics: { ttft_s: 0.4567, tokens: 12, tokens_per_s: 33.333 } } } });
+    frames.run();
+    expect(inPane(el, "a", ".llmgrid-ttft").textContent).toBe("TTFT 0.46 s");
+    expect(inPane(el, "a", ".llmgrid-tokens").textContent).toBe("12 tok");
+    expect(inPane(el, "a", ".llmgrid-tps").textContent).toBe("33.3 tok/s");
+  });
+});
+
+describe("performance", () => {
+  /** @type {string} */
+  let answer;
+  beforeEach(() => {
+    const para = "Slow start grows the **congestion window** each round trip; see `cwnd` and [RFC 5681](https://www.rfc-editor.org/rfc/rfc5681). ";
+    const blocks = [];
+    let i = 0;
+    while (blocks.join("").length < 100_000) {
+      i++;
+      if (i % 7 === 0) blocks.push("```python\n" + "for seg in window:\n    send(seg)\n".repeat(40) + "```\n\n");
+      else if (i % 5 === 0) blocks.push(`- item ${i}\n- item ${i + 1}\n\n`);
+      else blocks.push(para.repeat(3) + "\n\n");
+    }
+    answer = blocks.join("").slice(0, 100_000);
+  });
+
+  /**
+   * Stream `text` in `n` deltas, a frame every `perFrame`; fails as soon as `budgetMs` is spent
+   * (the loop is synchronous, so the test timeout could not stop a quadratic regression).
+   * @param {string} text @param {number} n @param {number} perFrame @param {number} budgetMs
+   */
+  function stream(text, n, perFrame, budgetMs) {
+    const { el, model, frames } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: { run_id: "r", status: "running" } });
+    const size = Math.ceil(text.length / n);
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      model.message({ v: 1, type: "delta", seq: i + 1, panes: { a: { text: [i * size, text.slice(i * size, (i + 1) * size)], status: "streaming" } } });
+      if ((i + 1) % perFrame === 0) frames.run();
+      if (performance.now() - t0 > budgetMs) throw new Error(`over budget: ${i + 1} of ${n} deltas took more than ${budgetMs} ms`);
+    }
+    frames.run();
+    const ms = performance.now() - t0;
+    expect(paneEl(el, "a").dataset.textLength).toBe(String(text.length));
+    expect(inPane(el, "a", ".llmgrid-pane-text").innerHTML).toBe(fullHtml(text));
+    return ms;
+  }
+
+  it("applies 2,000 deltas totalling 100 KB quickly, even with a frame per delta", () => {
+    // Generous budgets for a loaded 2-core CI box; a full re-render per delta takes minutes.
+    const everyDelta = stream(answer, 2000, 1, 15000);
+    const batched = stream(answer, 2000, 10, 5000);
+    console.info(`perf: 2000 deltas / ${answer.length} chars: ${everyDelta.toFixed(0)} ms with a flush per delta, ${batched.toFixed(0)} ms with a flush per 10 deltas (jsdom)`);
+  });
+
+  it("streams one 100 KB code block without re-rendering from scratch each time", () => {
+    const code = "```js\n" + "const x = compute(a, b); // step\n".repeat(3100).slice(0, 99_990);
+    const ms = stream(code, 2000, 1, 5000);
+    console.info(`perf: 2000 deltas into one open ${code.length}-char code fence: ${ms.toFixed(0)} ms with a flush per delta (jsdom)`);
+  });
+});
