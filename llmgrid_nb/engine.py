@@ -24,11 +24,11 @@ T = TypeVar("T")
 class Engine:
     """An asyncio loop running forever in a thread, plus the pooled HTTP clients it owns."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "llmgrid-engine") -> None:
         self.loop = asyncio.new_event_loop()
         self.pool = ClientPool()
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="llmgrid-engine", daemon=True)
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
         self._ready.wait()
 
@@ -70,15 +70,20 @@ class Engine:
         self._thread.join(timeout)
 
 
-_engine: Engine | None = None
+_engines: dict[str, Engine] = {}
 _engine_lock = threading.Lock()
 
 
-def get_engine() -> Engine:
-    """The process-wide engine, started on first use and stopped at interpreter exit."""
-    global _engine
+def get_engine(name: str = "llmgrid-engine") -> Engine:
+    """A process-wide engine by name, started on first use and stopped at interpreter exit.
+
+    The default one runs every stream. Sources whose client library may block its loop
+    (LiteLLM's first calls block for up to ~0.6 s, measured here) run on a second one,
+    ``get_engine("llmgrid-litellm")``, so they cannot delay the other streams' timestamps.
+    """
     with _engine_lock:
-        if _engine is None:
-            _engine = Engine()
-            atexit.register(_engine.shutdown)
-        return _engine
+        engine = _engines.get(name)
+        if engine is None:
+            engine = _engines[name] = Engine(name)
+            atexit.register(engine.shutdown)
+        return engine

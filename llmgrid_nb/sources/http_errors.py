@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import ssl
 import time
 from collections.abc import Sequence
 
@@ -101,6 +102,18 @@ async def error_from_response(
     )
 
 
+def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    """The ssl.SSLError behind a transport error, following the exception chain."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def translate_transport_error(exc: httpx.HTTPError, url: str) -> ProviderError:
     """A transport-level httpx error as a ProviderError that says what happened."""
     where = httpx.URL(url)
@@ -109,6 +122,10 @@ def translate_transport_error(exc: httpx.HTTPError, url: str) -> ProviderError:
     if isinstance(exc, httpx.ConnectTimeout):
         return ProviderError(f"timed out connecting to {host}", retryable=True, kind="connect")
     if isinstance(exc, httpx.ConnectError):
+        tls = _ssl_cause(exc)
+        if tls is not None:
+            return ProviderError(f"TLS error talking to {host}: {getattr(tls, 'reason', None) or tls}",
+                                 retryable=False, kind="tls")
         return ProviderError(f"cannot connect to {host}: {reason}", retryable=True, kind="connect")
     if isinstance(exc, httpx.RemoteProtocolError):
         return ProviderError(f"the connection to {host} broke mid-response: {reason}",

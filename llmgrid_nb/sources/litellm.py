@@ -39,8 +39,43 @@ def import_litellm() -> ModuleType:
             litellm.suppress_debug_info = True
             litellm.disable_hf_tokenizer_download = True
             litellm.telemetry = False
+            # The first real call in a process imports ~0.9 s of modules (measured here), holding
+            # the GIL; pay that now, off the clock, against a throwaway loopback endpoint.
+            try:
+                asyncio.run(_warm_up(litellm))
+            except Exception:  # a failed warm-up only costs the first real call its set-up time
+                pass
             _module = litellm
         return _module
+
+
+_WARM_UP_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+    b'data: {"id":"w","object":"chat.completion.chunk","created":0,"model":"w",'
+    b'"choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+)
+
+
+async def _warm_up(litellm: ModuleType) -> None:
+    """One streamed OpenAI-compatible call against a canned loopback server."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(_WARM_UP_RESPONSE)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        response = await litellm.acompletion(
+            model="openai/llmgrid-warmup", messages=[{"role": "user", "content": "hi"}], stream=True,
+            api_base=f"http://127.0.0.1:{port}/v1", api_key="none", num_retries=0, timeout=10)
+        async for _ in response:
+            pass
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def _translate(exc: Exception, litellm: ModuleType, secret: Secret | None) -> ProviderError:
@@ -51,12 +86,12 @@ def _translate(exc: Exception, litellm: ModuleType, secret: Secret | None) -> Pr
     if secret is not None:
         message = secret.redact(message)
     message = message.splitlines()[0][:500]
-    if isinstance(exc, (ex.AuthenticationError, ex.PermissionDeniedError)):
+    if isinstance(exc, (ex.AuthenticationError, ex.PermissionDeniedError)) or status in (401, 403):
         return ProviderError(f"authentication failed (HTTP {status}): {message}", status_code=status, kind="auth")
-    if isinstance(exc, ex.RateLimitError):
+    if isinstance(exc, ex.RateLimitError) or status == 429:
         return ProviderError(f"rate limited (HTTP 429): {message}", status_code=429, retryable=True,
                              kind="rate_limit")
-    if isinstance(exc, ex.NotFoundError):
+    if isinstance(exc, ex.NotFoundError) or status == 404:
         return ProviderError(f"not found (HTTP 404): {message}", status_code=404, kind="not_found")
     if isinstance(exc, ex.Timeout):
         return ProviderError(f"timed out: {message}", status_code=status, retryable=True, kind="timeout")
@@ -118,6 +153,40 @@ class LiteLLM:
             await asyncio.get_running_loop().run_in_executor(None, self._api_base)
 
     async def stream(self, prompt: Prompt, ctx: StreamContext) -> AsyncIterator[Event]:
+        """Run the LiteLLM stream on its own loop thread and relay its events to this loop.
+
+        LiteLLM does blocking work inside its coroutines; isolated on ``llmgrid-litellm`` it
+        cannot stall the direct streams running on the engine loop.
+        """
+        from ..engine import get_engine
+
+        here = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        end = object()
+
+        async def produce() -> None:
+            try:
+                async for ev in self._stream_here(prompt, ctx):
+                    here.call_soon_threadsafe(queue.put_nowait, ev)
+                here.call_soon_threadsafe(queue.put_nowait, end)
+            except BaseException as exc:  # relayed, re-raised on the consuming side
+                here.call_soon_threadsafe(queue.put_nowait, exc)
+
+        future = get_engine("llmgrid-litellm").submit(produce())
+        try:
+            while True:
+                item = await queue.get()
+                if item is end:
+                    return
+                if isinstance(item, BaseException):
+                    if isinstance(item, asyncio.CancelledError):
+                        raise ProviderError("the LiteLLM stream was cancelled", kind="cancelled")
+                    raise item
+                yield item
+        finally:
+            future.cancel()
+
+    async def _stream_here(self, prompt: Prompt, ctx: StreamContext) -> AsyncIterator[Event]:
         """Call ``litellm.acompletion(stream=True)`` and yield events per chunk."""
         litellm = import_litellm()
         p = prompt.merged(self.options)

@@ -14,6 +14,7 @@ from ..events import Done, Error, Event, Reasoning, Status, Token, ToolCall, Usa
 from ..lines import LineDecoder
 from .base import Prompt, SourceOptions, StreamContext
 from .http_errors import describe_error_object, error_from_response, translate_transport_error
+from .openai_sse import count
 
 __all__ = ["OLLAMA_TIMINGS", "Ollama", "OllamaLineParser"]
 
@@ -44,26 +45,33 @@ class OllamaLineParser:
         if not isinstance(obj, dict):
             return [Error(self.source, t, f"skipped a line that is not a JSON object: {line[:80]!r}",
                           recoverable=True, fatal=False, error_type="parse")]
+        try:
+            return self._parse(obj, t)
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError):
+            return [Error(self.source, t, f"skipped a line of unexpected shape: {line[:80]!r}",
+                          recoverable=True, fatal=False, error_type="parse")]
+
+    def _parse(self, obj: dict[str, Any], t: float) -> list[Event]:
         if obj.get("error") is not None:
-            raise ProviderError(f"Ollama reported an error: {describe_error_object(obj)}",
+            raise ProviderError(f"Ollama reported an error: {describe_error_object(obj) or obj['error']}",
                                 retryable=True, kind="stream_error")
         out: list[Event] = []
         message = obj.get("message") or {}
         thinking = message.get("thinking")
-        if thinking:
+        if thinking and isinstance(thinking, str):
             out.append(Reasoning(self.source, t, thinking))
         content = message.get("content")
-        if content:
+        if content and isinstance(content, str):
             out.append(Token(self.source, t, content))
         for call in message.get("tool_calls") or ():
             fn = call.get("function") or {}
             args = fn.get("arguments", {})
             self._calls += 1
-            out.append(ToolCall(self.source, t, call.get("id") or f"call_{self._calls}",
-                                fn.get("name", ""), args if isinstance(args, str) else json.dumps(args)))
+            out.append(ToolCall(self.source, t, str(call.get("id") or f"call_{self._calls}"),
+                                str(fn.get("name", "")), args if isinstance(args, str) else json.dumps(args)))
         if obj.get("done"):
             self.done = True
-            self.finish_reason = obj.get("done_reason") or "stop"
+            self.finish_reason = str(obj.get("done_reason") or "stop")
             out.append(self._usage(obj, t))
             out.append(Done(self.source, t, self.finish_reason))
         return out
@@ -71,12 +79,12 @@ class OllamaLineParser:
     def _usage(self, obj: Mapping[str, Any], t: float) -> Usage:
         server: dict[str, float] = {}
         for key in OLLAMA_TIMINGS:
-            if isinstance(obj.get(key), (int, float)):
+            if count(obj.get(key)) is not None:
                 server[key.replace("_duration", "_duration_s")] = obj[key] / 1e9
         for key in ("eval_count", "prompt_eval_count"):
-            if isinstance(obj.get(key), int):
+            if count(obj.get(key)) is not None:
                 server[key] = float(obj[key])
-        return Usage(self.source, t, obj.get("prompt_eval_count"), obj.get("eval_count"), None, server)
+        return Usage(self.source, t, count(obj.get("prompt_eval_count")), count(obj.get("eval_count")), None, server)
 
 
 class Ollama:

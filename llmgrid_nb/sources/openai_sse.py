@@ -21,7 +21,12 @@ from ..sse import SSEDecoder
 from .base import Prompt, SourceOptions, StreamContext
 from .http_errors import describe_error_object, error_from_response, translate_transport_error
 
-__all__ = ["OpenAIChunkParser", "OpenAICompatible"]
+__all__ = ["OpenAIChunkParser", "OpenAICompatible", "Simulated", "count"]
+
+
+def count(value: object) -> int | None:
+    """A token count from a provider's JSON: a non-negative int, or None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 class OpenAIChunkParser:
@@ -50,6 +55,13 @@ class OpenAIChunkParser:
         if not isinstance(obj, dict):
             return [Error(self.source, t, f"skipped an event that is not a JSON object: {data[:80]!r}",
                           recoverable=True, fatal=False, error_type="parse")]
+        try:
+            return self._parse(obj, t)
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError):
+            return [Error(self.source, t, f"skipped an event of unexpected shape: {data[:80]!r}",
+                          recoverable=True, fatal=False, error_type="parse")]
+
+    def _parse(self, obj: dict[str, Any], t: float) -> list[Event]:
         if obj.get("error") is not None:
             message = describe_error_object(obj) or "the provider sent an error"
             raise ProviderError(f"the provider reported an error mid-stream: {message}",
@@ -63,14 +75,14 @@ class OpenAIChunkParser:
             if reasoning and isinstance(reasoning, str):
                 out.append(Reasoning(self.source, t, reasoning))
             content = delta.get("content")
-            if content:
+            if content and isinstance(content, str):
                 out.append(Token(self.source, t, content))
             fragments = delta.get("tool_calls")
             if fragments:
                 self.add_tool_fragments(fragments)
             finish = choice.get("finish_reason")
             if finish:
-                self.finish_reason = finish
+                self.finish_reason = str(finish)
                 out.extend(self.drain_tools(t))
         usage = obj.get("usage")
         if usage:
@@ -91,10 +103,10 @@ class OpenAIChunkParser:
         for frag in fragments:
             slot = self._tools.setdefault(int(frag.get("index", 0) or 0), ["", "", []])
             if frag.get("id"):
-                slot[0] = frag["id"]
+                slot[0] = str(frag["id"])
             fn = frag.get("function") or {}
             if fn.get("name"):
-                slot[1] += fn["name"]
+                slot[1] += str(fn["name"])
             args = fn.get("arguments")
             if args:
                 slot[2].append(args if isinstance(args, str) else json.dumps(args))
@@ -108,8 +120,8 @@ class OpenAIChunkParser:
     def _usage(self, usage: Mapping[str, Any], t: float) -> Usage:
         self.saw_usage = True
         details = usage.get("completion_tokens_details") or {}
-        return Usage(self.source, t, usage.get("prompt_tokens"), usage.get("completion_tokens"),
-                     details.get("reasoning_tokens"))
+        return Usage(self.source, t, count(usage.get("prompt_tokens")), count(usage.get("completion_tokens")),
+                     count(details.get("reasoning_tokens")))
 
 
 class OpenAICompatible:
