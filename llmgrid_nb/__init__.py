@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .api import arun, run, start
+from .bench import BenchResult, bench
 from .config import Secret, load_dotenv
 from .errors import ConfigError, LLMGridError, ProviderError, StreamParseError, StreamTimeout
 from .events import (
@@ -45,6 +46,7 @@ def unload_ipython_extension(ipython):  # type: ignore[no-untyped-def]
 
 
 __all__ = [
+    "BenchResult",
     "Brave",
     "ConfigError",
     "Done",
@@ -72,6 +74,7 @@ __all__ = [
     "ToolCall",
     "Usage",
     "arun",
+    "bench",
     "history",
     "load_dotenv",
     "log_to",

@@ -35,7 +35,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "connect_timeout": 10.0, "first_token_timeout": 60.0, "stall_timeout": 30.0,
     "timeout": 300.0, "retries": 2, "max_concurrency": 32, "stall_threshold": 1.0,
     "max_prompt_chars": MAX_PROMPT_CHARS, "sinks": (), "widget": None, "brave": None,
-    "synthesize": None,
+    "synthesize": None, "resume": False,
 }
 
 
@@ -47,7 +47,8 @@ def _check_positive(name: str, value: float | None, *, allow_none: bool = True) 
 
 
 def _options(connect_timeout: float, first_token_timeout: float | None, stall_timeout: float | None,
-             timeout: float | None, retries: int, max_concurrency: int, stall_threshold: float) -> RunOptions:
+             timeout: float | None, retries: int, max_concurrency: int, stall_threshold: float,
+             resume: bool = False) -> RunOptions:
     _check_positive("connect_timeout", connect_timeout, allow_none=False)
     _check_positive("first_token_timeout", first_token_timeout)
     _check_positive("stall_timeout", stall_timeout)
@@ -58,7 +59,7 @@ def _options(connect_timeout: float, first_token_timeout: float | None, stall_ti
     if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool) or max_concurrency < 1:
         raise ConfigError(f"max_concurrency must be a whole number >= 1, got {max_concurrency!r}")
     return RunOptions(connect_timeout, first_token_timeout, stall_timeout, timeout, retries,
-                      max_concurrency, stall_threshold)
+                      max_concurrency, stall_threshold, resume=bool(resume))
 
 
 def _prompt(prompt: str, system: str | None, temperature: float | None, max_tokens: int | None,
@@ -141,20 +142,23 @@ def start(
     widget: bool | None = None,
     brave: bool | Brave | None = None,
     synthesize: str | Source | None = None,
+    resume: bool = False,
 ) -> Grid:
     """Validate everything, start the run on the engine and return its Grid at once.
 
     ``widget`` shows the live grid of panes (default: only inside a Jupyter kernel).
     ``brave=True`` (or ``lg.Brave(...)``) adds the Brave Search knowledge aggregator pane
     (simulated when no BRAVE_API_KEY is set); ``synthesize="<model>"`` adds the master view,
-    which streams one answer reconciling the others once they finish.
+    which streams one answer reconciling the others once they finish. ``resume=True``: when a
+    stream breaks after tokens arrived (reset, stall, truncation), re-request with the partial
+    answer as an assistant prefill and stitch the continuation on (``resumed`` column).
     """
     return _start(prompt, models, system=system, temperature=temperature, max_tokens=max_tokens,
                   params=params, connect_timeout=connect_timeout,
                   first_token_timeout=first_token_timeout, stall_timeout=stall_timeout,
                   timeout=timeout, retries=retries, max_concurrency=max_concurrency,
                   stall_threshold=stall_threshold, max_prompt_chars=max_prompt_chars, sinks=sinks,
-                  widget=widget, brave=brave, synthesize=synthesize, stoppable=True)
+                  widget=widget, brave=brave, synthesize=synthesize, resume=resume, stoppable=True)
 
 
 def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: str | None,
@@ -162,10 +166,10 @@ def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: 
            connect_timeout: float, first_token_timeout: float | None, stall_timeout: float | None,
            timeout: float | None, retries: int, max_concurrency: int, stall_threshold: float,
            max_prompt_chars: int, sinks: Sequence[Sink], widget: bool | None, brave: bool | Brave | None,
-           synthesize: str | Source | None, stoppable: bool) -> Grid:
+           synthesize: str | Source | None, resume: bool, stoppable: bool, record: bool = True) -> Grid:
     p = _prompt(prompt, system, temperature, max_tokens, params, max_prompt_chars)
     options = _options(connect_timeout, first_token_timeout, stall_timeout, timeout, retries,
-                       max_concurrency, stall_threshold)
+                       max_concurrency, stall_threshold, resume)
     sources = _sources(models)
     sources += _extra_panes(sources, brave, synthesize)
     engine = get_engine()
@@ -184,7 +188,7 @@ def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: 
         try:
             await mux.run()
         finally:
-            if grid_box:
+            if grid_box and record:
                 record_run(grid_box[0])
                 if log_path is not None:
                     asyncio.get_running_loop().run_in_executor(None, _persist, grid_box[0], log_path)

@@ -12,7 +12,6 @@ import datetime as _dt
 import html
 import io
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -220,17 +219,7 @@ def _select_run(grid: Any, run_id: str | None) -> tuple[str, str, float | None, 
     return chosen, prompt, started, c, s
 
 
-@dataclass(frozen=True, slots=True)
-class _Run:
-    """What ``plot_run`` needs of a run: its frames, id and prompt (for the title)."""
-
-    chunks: pd.DataFrame
-    summary: pd.DataFrame
-    run_id: str
-    prompt: str
-
-
-def _chart_png(run: _Run) -> str | None:
+def _chart_png(chunks: pd.DataFrame, summary: pd.DataFrame, title: str) -> str | None:
     """The run's dashboard as a base64 PNG, drawn without pyplot; None without matplotlib."""
     try:
         from matplotlib.figure import Figure
@@ -238,7 +227,7 @@ def _chart_png(run: _Run) -> str | None:
         return None
     from .plots import plot_run
 
-    fig = plot_run(run, fig=Figure())
+    fig = plot_run(History(chunks, summary), fig=Figure(), title=title)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=96, metadata={"Software": None})
     return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -257,7 +246,10 @@ def html_report(grid: Any, path: str | Path | None = None, *, run_id: str | None
     rid, prompt, started, chunks, summary = _select_run(grid, run_id)
     when = (_dt.datetime.fromtimestamp(started, tz=_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
             if started is not None and math.isfinite(started) else "unknown time")
-    png = _chart_png(_Run(chunks, summary, rid, _mask_keys(prompt)))  # pixels cannot be masked later
+    from .plots import _prompt_title
+
+    # Masked before drawing: text in pixels cannot be masked afterwards.
+    png = _chart_png(chunks, summary, _mask_keys(_prompt_title(rid, prompt)))
 
     parts = [
         "<!DOCTYPE html>",

@@ -41,7 +41,7 @@ SUMMARY_COLUMNS = (
     "run_id", "source", "model", "route", "status", "ttfb_s", "ttft_s", "ttfo_s", "ttst_s", "e2e_s",
     "n_chunks", "prompt_tokens", "output_tokens", "reasoning_tokens", "tokens_source", "tpot_s",
     "decode_tokens_per_s", "e2e_tokens_per_s", "icl_p50_s", "icl_p95_s", "icl_p99_s", "stalls",
-    "max_gap_s", "finish_reason", "error", "error_type", "attempts", "warnings", "chars",
+    "max_gap_s", "finish_reason", "error", "error_type", "attempts", "warnings", "resumed", "chars",
     "t_request_s", "request_id",
 )
 _NAN = math.nan
@@ -67,6 +67,7 @@ class StreamFacts:
     attempts: int = 0
     warnings: int = 0
     request_id: str | None = None
+    resumed: int = 0
 
 
 def _describe(ev: Any) -> str:
@@ -128,7 +129,7 @@ class ChunkRecorder:
                 if ev.fatal:  # type: ignore[union-attr]
                     facts.error = ev.message  # type: ignore[union-attr]
                     facts.error_type = ev.error_type  # type: ignore[union-attr]
-                else:
+                elif ev.error_type != "resumed":  # type: ignore[union-attr]
                     facts.warnings += 1
         seq = self._seqs[source]
         self._seqs[source] = seq + 1
@@ -203,7 +204,7 @@ class ChunkRecorder:
             idx = content_rows[src]
             kinds = [self._kind[i] for i in idx]
             content_text = "".join(self._text[i] for i in idx if self._kind[i] != "tool_call")
-            if facts.output_tokens is not None:
+            if facts.output_tokens is not None and not facts.resumed:
                 n_tokens, token_source = facts.output_tokens, "usage"
             else:
                 counted = count_tokens([content_text], facts.model) if idx else None
@@ -221,7 +222,7 @@ class ChunkRecorder:
                 "reasoning_tokens": facts.reasoning_tokens, "tokens_source": token_source,
                 "finish_reason": facts.finish_reason, "error": facts.error,
                 "error_type": facts.error_type, "attempts": facts.attempts,
-                "warnings": facts.warnings, "chars": len(content_text),
+                "warnings": facts.warnings, "resumed": facts.resumed, "chars": len(content_text),
                 "t_request_s": facts.t_request, "request_id": facts.request_id,
             }
             for key, value in facts.server.items():

@@ -41,6 +41,8 @@ class RunOptions:
     stall_threshold: float = 1.0
     backoff_base: float = 0.5
     backoff_max: float = 8.0
+    resume: bool = False
+    resume_attempts: int = 2
 
 
 class Sink(Protocol):
@@ -241,43 +243,82 @@ class Multiplexer:
 
     async def _attempts(self, slot: _Slot, facts: Any) -> None:
         opts = self.options
-        for attempt in range(opts.retries + 1):
-            facts.attempts = attempt + 1
-            self._status(slot, "connecting", f"attempt {attempt + 1}" if attempt else "")
+        attempt = resumes = 0
+        prompt = self.prompt
+        while True:
+            facts.attempts = attempt + resumes + 1
+            if resumes:
+                detail = f"resuming after {len(''.join(slot.text))} characters"
+            else:
+                detail = f"attempt {attempt + 1}" if attempt else ""
+            self._status(slot, "connecting", detail)
             try:
                 slot.in_request = True
-                async with aclosing(slot.source.stream(self.prompt, slot.ctx)) as events:
-                    async for ev in events:
-                        kind = ev.kind
-                        if kind in CONTENT_KINDS:
-                            if not slot.got_content:
-                                slot.got_content = True
-                                self._status(slot, "streaming")
-                            if kind == "token" or kind == "final_synthesis":
-                                slot.text.append(ev.text)  # type: ignore[union-attr]
-                            elif kind == "reasoning":
-                                slot.reasoning.append(ev.text)  # type: ignore[union-attr]
-                        elif kind == "status":
-                            slot.status = ev.state  # type: ignore[union-attr]
-                        self._emit(ev)
+                await self._consume(slot, prompt)
                 slot.in_request = False
                 self._record_request(slot, facts)
                 self._status(slot, "done")
                 return
             except ProviderError as exc:
+                failure = exc
+            except asyncio.CancelledError:
+                if not self._resumable_stall(slot, resumes):
+                    raise
+                task = asyncio.current_task()
+                if task is not None and hasattr(task, "uncancel"):
+                    task.uncancel()
+                failure = StreamTimeout(slot.timeout_reason or "stalled", retryable=True, kind="timeout")
+                slot.timeout_reason = None
+            finally:
                 slot.in_request = False
                 self._record_request(slot, facts)
-                delay = self._retry_delay(slot, exc, attempt)
-                if delay is None:
-                    self._fail(slot, exc)
+            if slot.got_content:
+                if not (opts.resume and resumes < opts.resume_attempts and failure.retryable
+                        and not slot.stop_requested):
+                    self._fail(slot, failure)
                     return
-                self._emit(Error(slot.name, self.now(), f"attempt {attempt + 1} failed: {exc.message}",
-                                 recoverable=True, status_code=exc.status_code, fatal=False,
-                                 error_type=exc.kind))
-                self._status(slot, "retrying", f"retry {attempt + 1}/{opts.retries} in {delay:.1f} s")
-                await asyncio.sleep(delay)
-            finally:
-                self._record_request(slot, facts)
+                resumes += 1
+                facts.resumed = resumes
+                partial = "".join(slot.text)
+                self._emit(Error(slot.name, self.now(), f"stream broke ({failure.message}); resuming",
+                                 recoverable=True, partial_text=partial, status_code=failure.status_code,
+                                 fatal=False, error_type="resumed"))
+                slot.ctx.keep_origin = True
+                prompt = self.prompt.continued(partial)
+                continue
+            delay = self._retry_delay(slot, failure, attempt)
+            if delay is None:
+                self._fail(slot, failure)
+                return
+            self._emit(Error(slot.name, self.now(), f"attempt {attempt + 1} failed: {failure.message}",
+                             recoverable=True, status_code=failure.status_code, fatal=False,
+                             error_type=failure.kind))
+            self._status(slot, "retrying", f"retry {attempt + 1}/{opts.retries} in {delay:.1f} s")
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    def _resumable_stall(self, slot: _Slot, resumes: int) -> bool:
+        """A stall (not a total or first-token timeout, not a user stop) that resume may repair."""
+        reason = slot.timeout_reason or ""
+        return (self.options.resume and reason.startswith("stalled") and slot.got_content
+                and not slot.stop_requested and not self.cancelled and resumes < self.options.resume_attempts)
+
+    async def _consume(self, slot: _Slot, prompt: Prompt) -> None:
+        """Stream one request of ``slot``, dispatching its events; raises ProviderError on failure."""
+        async with aclosing(slot.source.stream(prompt, slot.ctx)) as events:
+            async for ev in events:
+                kind = ev.kind
+                if kind in CONTENT_KINDS:
+                    if not slot.got_content:
+                        slot.got_content = True
+                        self._status(slot, "streaming")
+                    if kind == "token" or kind == "final_synthesis":
+                        slot.text.append(ev.text)  # type: ignore[union-attr]
+                    elif kind == "reasoning":
+                        slot.reasoning.append(ev.text)  # type: ignore[union-attr]
+                elif kind == "status":
+                    slot.status = ev.state  # type: ignore[union-attr]
+                self._emit(ev)
 
     @staticmethod
     def _record_request(slot: _Slot, facts: Any) -> None:

@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from .grid import Grid
+    from .history import History
+
+    #: What the charts accept: a DataFrame of the right kind, or a Grid / History holding both.
+    RunData = pd.DataFrame | Grid | History
+
 __all__ = [
     "plot_cumulative_tokens",
     "plot_icl",
@@ -171,7 +177,7 @@ def _worst(statuses: list[str]) -> str:
 
 
 def plot_cumulative_tokens(
-    chunks: Any,
+    chunks: RunData,
     *,
     summary: pd.DataFrame | None = None,
     ax: Axes | None = None,
@@ -182,8 +188,10 @@ def plot_cumulative_tokens(
     The x axis is seconds since each stream's request when the summary is known (pass
     ``summary=`` or a Grid/History: its ``t_request_s`` aligns the streams, and the dot sits at
     ``ttft_s``); from chunks alone it is seconds since the run started. y is the running sum of
-    ``tokens`` over content rows (token, reasoning, tool_call, final_synthesis), so each line
-    ends at that stream's content-token total. Failed streams end with an ✕ and dashed lines.
+    the per-chunk ``tokens`` over content rows (token, reasoning, tool_call, final_synthesis),
+    so each line ends at the stream's total in ``chunks`` (an offline count, which can differ
+    by a few from ``output_tokens`` when the provider reports usage). Failed streams are dashed
+    and end with an ✕; one that failed before its first token is an ✕ at zero.
     """
     import numpy as np
     import pandas as pd
@@ -193,10 +201,10 @@ def plot_cumulative_tokens(
     summary = summary if summary is not None else own_summary
     ax = _new_axes(ax, (8, 4.5))
     statuses = _statuses(chunks, summary)
-    aligned = summary is not None and "t_request_s" in summary.columns
+    aligned = False
     t_request: dict[tuple[str, str], float] = {}
-    if aligned:
-        assert summary is not None
+    if summary is not None and "t_request_s" in summary.columns:
+        aligned = True
         for run, src, t in zip(_run_ids(summary), summary["source"], summary["t_request_s"]):
             t_request[(str(run), str(src))] = 0.0 if pd.isna(t) else float(t)
 
@@ -317,7 +325,7 @@ def _bar_chart(summary: pd.DataFrame, column: str, *, ascending: bool, fmt: Any,
     return ax
 
 
-def plot_ttft(summary: Any, *, ax: Axes | None = None, colors: Mapping[str, str] | None = None) -> Axes:
+def plot_ttft(summary: RunData, *, ax: Axes | None = None, colors: Mapping[str, str] | None = None) -> Axes:
     """Time to first token per source: horizontal bars, fastest on top, each labelled with its value."""
     return _bar_chart(_summary_of(summary), "ttft_s", ascending=True, fmt=_fmt_seconds,
                       title="Time to first token (lower is better)", xlabel="TTFT (s)", ax=ax,
@@ -325,7 +333,7 @@ def plot_ttft(summary: Any, *, ax: Axes | None = None, colors: Mapping[str, str]
 
 
 def plot_throughput(
-    summary: Any,
+    summary: RunData,
     *,
     metric: Literal["decode_tokens_per_s", "e2e_tokens_per_s"] = "decode_tokens_per_s",
     ax: Axes | None = None,
@@ -365,7 +373,7 @@ def _content_gaps(chunks: pd.DataFrame) -> dict[str, Any]:
 
 
 def plot_icl(
-    chunks: Any,
+    chunks: RunData,
     *,
     kind: Literal["box", "hist"] = "box",
     summary: pd.DataFrame | None = None,
@@ -464,10 +472,17 @@ def _boxplot(ax: Axes, data: list[Any], positions: list[int]) -> dict[str, Any]:
 # -- the dashboard ---------------------------------------------------------------------------------
 
 
-def plot_run(grid: Any, *, fig: Figure | None = None, figsize: tuple[float, float] = (14, 9)) -> Figure:
+def plot_run(
+    grid: Grid | History,
+    *,
+    fig: Figure | None = None,
+    figsize: tuple[float, float] = (14, 9),
+    title: str | None = None,
+) -> Figure:
     """A 2×2 dashboard of a run (a Grid, or a History of several): the four charts above.
 
-    Pass an empty ``fig`` (e.g. ``matplotlib.figure.Figure()``) to draw without pyplot.
+    The title defaults to the run id and prompt (a Grid), or the number of runs and streams
+    (a History). Pass an empty ``fig`` (e.g. ``matplotlib.figure.Figure()``) to draw without pyplot.
     """
     chunks, summary = _frames(grid)
     if chunks is None or summary is None:
@@ -485,15 +500,20 @@ def plot_run(grid: Any, *, fig: Figure | None = None, figsize: tuple[float, floa
     plot_ttft(summary, ax=axes[0, 1], colors=colors)
     plot_icl(chunks, summary=summary, ax=axes[1, 0], colors=colors)
     plot_throughput(summary, ax=axes[1, 1], colors=colors)
-    fig.suptitle(_run_title(grid, summary))
+    fig.suptitle(_label(title) if title is not None else _run_title(grid, summary))
     return fig
+
+
+def _prompt_title(run_id: str, prompt: str) -> str:
+    """"run <id> · “<prompt>”", the prompt on one line and cut at 90 characters."""
+    short = " ".join(prompt.split())
+    short = short if len(short) <= 90 else short[:89] + "…"
+    return f"run {run_id} · “{short}”"
 
 
 def _run_title(grid: Any, summary: pd.DataFrame) -> str:
     prompt = getattr(grid, "prompt", None)
     if isinstance(prompt, str):
-        short = " ".join(prompt.split())
-        short = short if len(short) <= 90 else short[:89] + "…"
-        return _label(f"run {getattr(grid, 'run_id', '')} · “{short}”")
+        return _label(_prompt_title(str(getattr(grid, "run_id", "")), prompt))
     runs = summary["run_id"].nunique() if "run_id" in summary.columns else 1
     return f"{runs} run{'s' if runs != 1 else ''}, {len(summary)} streams"

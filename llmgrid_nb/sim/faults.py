@@ -61,6 +61,8 @@ def apply_fault(frames: list[Frame], fault: Fault, encoder: Encoder) -> list[Fra
     """The frames of a stream suffering ``fault`` (HTTP-level faults and ``drip`` are the sender's job)."""
     kind = fault.kind
     cut = _cut_index(frames, fault.after)
+    if kind != "no_done" and not any(f.kind in TOKEN_KINDS for f in frames[cut:]):
+        return frames  # "after N chunks" is never reached by a shorter answer (e.g. a continuation)
     at = frames[cut - 1].offset if cut else frames[0].offset
     # A dying connection shows when the next chunk would have been due.
     next_due = frames[cut].offset if cut < len(frames) else at

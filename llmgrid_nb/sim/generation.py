@@ -10,7 +10,7 @@ from typing import Any
 from .corpus import answer_tokens, pick_topic, reasoning_tokens, tokenize
 from .profiles import Profile
 
-__all__ = ["Completion", "Piece", "ToolCall", "generate", "last_user_text", "prompt_token_count"]
+__all__ = ["Completion", "Piece", "ToolCall", "assistant_prefix", "generate", "last_user_text", "prompt_token_count"]
 
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _CITIES = ("Paris, France", "Tokyo, Japan", "Lisbon, Portugal", "Nairobi, Kenya", "Toronto, Canada")
@@ -150,11 +150,41 @@ def generate(
         if profile.kind == "reasoning" and profile.reasoning_tokens:
             pieces = [Piece("reasoning", t) for t in reasoning_tokens(prompt, seed, profile.reasoning_tokens)]
         pieces += [Piece("content", t) for t in answer_tokens(prompt, seed, profile.tokens, xss=xss)]
+    prefix = assistant_prefix(messages)
+    if prefix and tool_call is None:
+        pieces = _continue_after(pieces, prefix)
     finish = "tool_calls" if tool_call else "stop"
     if max_tokens is not None and 0 <= max_tokens < len(pieces):
         pieces = pieces[:max_tokens]
         finish = "length"
     return Completion(tuple(pieces), finish, prompt_tokens, tool_call)
+
+
+def assistant_prefix(messages: list[Any]) -> str:
+    """The text of a final assistant message (a prefill to continue), or ''."""
+    if messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
+        return _text_of(messages[-1].get("content"))
+    return ""
+
+
+def _continue_after(pieces: list[Piece], prefix: str) -> list[Piece]:
+    """The pieces that follow ``prefix`` in the answer, as a model continuing a prefill would.
+
+    Reasoning is not repeated. A prefix that ends inside a piece continues with the rest of it;
+    one that is not a prefix of this answer gets the whole answer (a real model would improvise).
+    """
+    content = [p for p in pieces if p.kind == "content"]
+    text = "".join(p.text for p in content)
+    if not text.startswith(prefix):
+        return content
+    out: list[Piece] = []
+    pos = 0
+    for piece in content:
+        end = pos + len(piece.text)
+        if end > len(prefix):
+            out.append(piece if pos >= len(prefix) else Piece("content", piece.text[len(prefix) - pos:]))
+        pos = end
+    return out
 
 
 def topic_key(messages: list[Any], seed: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ class Prompt:
     temperature: float | None = None
     max_tokens: int | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    #: For resuming a broken stream: the answer so far, sent as an assistant prefill to continue.
+    assistant_prefix: str = ""
 
     def merged(self, options: SourceOptions) -> Prompt:
         """This prompt with a source's own options taking precedence."""
@@ -45,12 +48,19 @@ class Prompt:
             options.temperature if options.temperature is not None else self.temperature,
             options.max_tokens if options.max_tokens is not None else self.max_tokens,
             {**self.params, **options.extra_body},
+            self.assistant_prefix,
         )
 
+    def continued(self, prefix: str) -> Prompt:
+        """The same request, asking the model to continue ``prefix`` (a partial answer)."""
+        return dataclasses.replace(self, assistant_prefix=prefix)
+
     def messages(self) -> list[dict[str, str]]:
-        """The chat messages: an optional system message, then the user's prompt."""
+        """The chat messages: an optional system message, the prompt, an optional prefill."""
         msgs = [{"role": "system", "content": self.system}] if self.system else []
         msgs.append({"role": "user", "content": self.text})
+        if self.assistant_prefix:
+            msgs.append({"role": "assistant", "content": self.assistant_prefix})
         return msgs
 
 
@@ -63,7 +73,7 @@ class StreamContext:
     """
 
     __slots__ = ("name", "_t0", "_pool", "connect_timeout", "t_request", "t_first_message",
-                 "last_activity", "attempt", "request_id", "peers")
+                 "last_activity", "attempt", "request_id", "peers", "keep_origin")
 
     def __init__(self, name: str, t0: float, pool: ClientPool, connect_timeout: float) -> None:
         self.name = name
@@ -78,17 +88,22 @@ class StreamContext:
         self.request_id: str | None = None
         #: For sources that synthesise other panes' answers: a view of the other streams.
         self.peers: Any = None
+        #: Set while resuming a broken stream: latencies keep counting from the first request.
+        self.keep_origin = False
 
     def now(self) -> float:
         """Seconds since the run started, on the shared monotonic clock."""
         return time.monotonic() - self._t0
 
     def request_started(self) -> float:
-        """Mark the moment the request of this attempt is sent; every latency counts from it."""
+        """Mark the moment the request of this attempt is sent; every latency counts from it
+
+        (except when resuming a broken stream: then the first request stays the origin)."""
         t = self.now()
-        self.t_request = t
-        self.t_first_message = None
         self.last_activity = t
+        if not self.keep_origin:
+            self.t_request = t
+            self.t_first_message = None
         return t
 
     def activity(self) -> float:
