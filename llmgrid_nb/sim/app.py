@@ -314,7 +314,9 @@ class SimApp:
             raise _BadRequest(400, str(exc)) from None
         options = body.get("options") if isinstance(body.get("options"), dict) else {}
         seed_field = body.get("seed") if fmt == "openai" else options.get("seed")
-        seed = opts.seed if opts.seed is not None else seed_field if isinstance(seed_field, int) else 0
+        # Without a seed, each profile has its own default, so side-by-side panes differ.
+        default = sum(opts.profile.name.encode()) % 7
+        seed = opts.seed if opts.seed is not None else seed_field if isinstance(seed_field, int) else default
         if fmt == "openai":
             stream = bool(body.get("stream", False))
             limit = body.get("max_completion_tokens", body.get("max_tokens"))
