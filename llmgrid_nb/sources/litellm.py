@@ -212,6 +212,8 @@ class LiteLLM:
         ctx.request_started()
         try:
             response = await litellm.acompletion(**kwargs)
+            headers = (getattr(response, "_hidden_params", None) or {}).get("additional_headers") or {}
+            ctx.note_response({k.removeprefix("llm_provider-"): str(v) for k, v in headers.items()})
             yield Status(ctx.name, ctx.now(), "waiting")
             async for chunk in response:
                 t = ctx.activity()
