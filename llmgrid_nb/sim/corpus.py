@@ -479,6 +479,13 @@ FALLBACK = _TOPIC_BY_KEY["general"]
 XSS_PAYLOAD = (
     'Here is an image <img src=x onerror="window.__llmgrid_xss=1"> and a script '
     "<script>window.__llmgrid_xss=1</script> and a [harmless looking link](javascript:alert(1)).\n\n"
+    '<svg onload="window.__llmgrid_xss=1"><circle r="4"/></svg> A [data link](data:text/html;base64,'
+    'PHNjcmlwdD53aW5kb3cuX19sbG1ncmlkX3hzcz0xPC9zY3JpcHQ+) and <a href="javascript:window.__llmgrid_xss=1">'
+    'a raw link</a>.\n\n'
+    '<div style="position:fixed;top:0;left:0;width:100vw;height:100vh;z-index:99999;background:red">'
+    "covering the page</div><style>body{display:none}</style> "
+    "![tracking pixel](https://tracker.example/pixel.png) <iframe src=\"javascript:window.__llmgrid_xss=1\">"
+    "</iframe>\n\n"
 )
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9/\-]*")
