@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: setup demo test test-python test-js test-browser bench clean
+.PHONY: setup demo test test-python test-js test-notebooks test-browser test-slow bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +21,19 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/jupyter lab notebooks/01_quickstart.ipynb
 
-test: setup test-js test-python
+test: setup test-js test-python test-notebooks
 
 test-python: setup
 	$(BIN)/python -m pytest -m "not browser and not slow"
 
 test-js: setup
 	cd js && npm test && npm run typecheck
+
+test-notebooks: setup
+	$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider notebooks/
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow
 
 test-browser: setup
 	@command -v chromium >/dev/null || { echo "installing Debian's chromium"; apt-get update -qq && apt-get install -y -qq chromium; }

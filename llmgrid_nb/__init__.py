@@ -20,6 +20,7 @@ from .events import (
     ToolCall,
     Usage,
 )
+from .export import ExportedFiles, html_report, read_exported, to_csv, to_parquet
 from .grid import Grid
 from .history import History, history, log_to
 from .sources.brave import Brave
@@ -52,6 +53,7 @@ __all__ = [
     "Done",
     "Error",
     "Event",
+    "ExportedFiles",
     "FinalSynthesis",
     "Grid",
     "History",
@@ -76,8 +78,12 @@ __all__ = [
     "arun",
     "bench",
     "history",
+    "html_report",
     "load_dotenv",
     "log_to",
+    "read_exported",
     "run",
     "start",
+    "to_csv",
+    "to_parquet",
 ]

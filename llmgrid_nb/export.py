@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .config import HOSTED_OPENAI_COMPATIBLE, Secret, env_key
 from .history import History
+from .plots import _prompt_title, plot_run
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -100,7 +101,7 @@ def _read(path: Path, *, text_is_never_missing: bool = False) -> pd.DataFrame:
     else:
         header = pd.read_csv(path, nrows=0).columns
         # pandas 3 parses floats exactly by default (and deprecates the option); 2.x needs asking.
-        exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+        exact: dict[str, Any] = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
         # Only empty fields are missing: a token that reads "NA" or "null" stays text.
         df = pd.read_csv(path, dtype={c: "string" for c in header if c in _STRING_COLUMNS},
                          keep_default_na=False, na_values=[""], encoding="utf-8", **exact)
@@ -172,7 +173,7 @@ def _e(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _missing(value: object) -> bool:
+def _missing(value: Any) -> bool:
     if value is None:
         return True
     try:
@@ -215,7 +216,8 @@ def _select_run(grid: Any, run_id: str | None) -> tuple[str, str, float | None, 
     s = summary[summary["run_id"].astype(str) == chosen].reset_index(drop=True)
     c = chunks[chunks["run_id"].astype(str) == chosen].reset_index(drop=True)
     prompt = str(s["prompt"].iloc[0]) if "prompt" in s.columns else ""
-    started = float(s["started_at"].iloc[0]) if "started_at" in s.columns and not _missing(s["started_at"].iloc[0]) else None
+    first_start = s["started_at"].iloc[0] if "started_at" in s.columns else None
+    started = float(first_start) if first_start is not None and not _missing(first_start) else None
     return chosen, prompt, started, c, s
 
 
@@ -225,8 +227,6 @@ def _chart_png(chunks: pd.DataFrame, summary: pd.DataFrame, title: str) -> str |
         from matplotlib.figure import Figure
     except ImportError:
         return None
-    from .plots import plot_run
-
     fig = plot_run(History(chunks, summary), fig=Figure(), title=title)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=96, metadata={"Software": None})
@@ -246,8 +246,6 @@ def html_report(grid: Any, path: str | Path | None = None, *, run_id: str | None
     rid, prompt, started, chunks, summary = _select_run(grid, run_id)
     when = (_dt.datetime.fromtimestamp(started, tz=_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
             if started is not None and math.isfinite(started) else "unknown time")
-    from .plots import _prompt_title
-
     # Masked before drawing: text in pixels cannot be masked afterwards.
     png = _chart_png(chunks, summary, _mask_keys(_prompt_title(rid, prompt)))
 

@@ -143,6 +143,18 @@ class Grid:
             raise
         return self
 
+    def plot(self, **kwargs: Any) -> Any:
+        """The run's 2x2 dashboard: cumulative tokens, TTFT, inter-chunk latency, decode speed."""
+        from .plots import plot_run
+
+        return plot_run(self, **kwargs)
+
+    def report(self, path: str | None = None) -> str:
+        """A self-contained HTML report of the run (see ``llmgrid_nb.export.html_report``)."""
+        from .export import html_report
+
+        return html_report(self, path)
+
     def show(self) -> Any:
         """Display the run's widget again (another view of the same live panes)."""
         if self.widget is None:

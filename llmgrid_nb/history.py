@@ -62,10 +62,12 @@ def persist_run(grid: Grid, path: Path | None) -> None:
 
 
 def _with_prompt(grid: Grid) -> tuple[pd.DataFrame, pd.DataFrame]:
+    import pandas as pd
+
     chunks = grid.chunks.copy()
     summary = grid.summary.copy()
-    chunks.insert(1, "prompt", grid.prompt)
-    summary.insert(1, "prompt", grid.prompt)
+    chunks.insert(1, "prompt", pd.Series([grid.prompt] * len(chunks), dtype="string", index=chunks.index))
+    summary.insert(1, "prompt", pd.Series([grid.prompt] * len(summary), dtype="string", index=summary.index))
     summary.insert(2, "started_at", grid.started_at)
     return chunks, summary
 

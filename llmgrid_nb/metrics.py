@@ -233,6 +233,7 @@ class ChunkRecorder:
         df = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS) if not rows else None)
         extra = [c for c in df.columns if c not in SUMMARY_COLUMNS]
         df = df.reindex(columns=list(SUMMARY_COLUMNS) + extra)
+        df["t_request_s"] = df["t_request_s"].astype("float64")
         for col in ("prompt_tokens", "output_tokens", "reasoning_tokens"):
             df[col] = pd.array(df[col].tolist(), dtype="Int64")
         for col in ("source", "model", "route", "status", "tokens_source", "finish_reason",

@@ -452,9 +452,8 @@ def plot_icl(
     if stall_threshold and all_gaps.size and all_gaps.max() >= 500.0 * stall_threshold:
         ax.axvline(stall_threshold * 1000.0, color="0.35", linestyle=":", linewidth=1.2,
                    label=f"stall threshold ({stall_threshold:g} s)")
-    if kind == "hist" or ax.get_legend_handles_labels()[0]:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small", loc="best")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small", loc="best")
     ax.set_title("Inter-chunk latency" + (" (log scale)" if log else ""))
     return ax
 

@@ -1,0 +1,200 @@
+"""CSV/Parquet round trips and the self-contained, escaped HTML report, on real simulator runs."""
+
+from __future__ import annotations
+
+import base64
+import html
+from html.parser import HTMLParser
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+import llmgrid_nb as lg  # noqa: E402
+from llmgrid_nb.export import ExportedFiles, html_report, read_exported, to_csv, to_parquet  # noqa: E402
+
+FAST = "sim/fast?tokens=30"
+STEADY = "sim/steady?tokens=20&rate=200"
+FAILING = "sim/steady?tokens=20&fault=reset&after=5"
+XSS = "sim/fast?tokens=60&xss=1"
+
+
+@pytest.fixture(scope="module")
+def grid() -> lg.Grid:
+    return lg.run("Explain SSE", [FAST, STEADY, FAILING], widget=False)
+
+
+@pytest.fixture(scope="module")
+def xss_grid() -> lg.Grid:
+    return lg.run("Explain SSE <b>bold</b> & 'quotes'", [XSS, FAILING], widget=False)
+
+
+class _Page(HTMLParser):
+    """Every tag with its attributes, and the text inside each element of a given class."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.texts: dict[str, list[str]] = {}
+        self._open: list[str | None] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        self.tags.append((tag, attributes))
+        if tag not in ("meta", "img", "br", "link", "input"):
+            cls = attributes.get("class")
+            self._open.append(cls)
+            if cls:
+                self.texts.setdefault(cls, []).append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in ("meta", "img", "br", "link", "input") and self._open:
+            self._open.pop()
+
+    def handle_data(self, data: str) -> None:
+        for cls in self._open:
+            if cls:
+                self.texts[cls][-1] += data
+
+
+def _parse(page: str) -> _Page:
+    parser = _Page()
+    parser.feed(page)
+    parser.close()
+    return parser
+
+
+# -- CSV and Parquet --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("write", [to_csv, to_parquet])
+def test_files_read_back_as_equal_dataframes(grid: lg.Grid, tmp_path: Path, write) -> None:
+    files = write(grid, tmp_path)
+    assert isinstance(files, ExportedFiles)
+    assert files.chunks.exists() and files.summary.exists()
+    assert grid.run_id in files.chunks.name and files.chunks.parent == tmp_path
+    back = read_exported(files)
+    pd.testing.assert_frame_equal(back.chunks, grid.chunks, check_exact=True)
+    pd.testing.assert_frame_equal(back.summary, grid.summary, check_exact=True)
+
+
+def test_csv_is_plain_csv_with_the_dataframe_columns(grid: lg.Grid, tmp_path: Path) -> None:
+    chunks_path, summary_path = to_csv(grid, tmp_path / "new" / "folder", prefix="sse")
+    assert chunks_path.name == "sse-chunks.csv" and summary_path.name == "sse-summary.csv"
+    plain = pd.read_csv(summary_path)
+    assert list(plain.columns) == list(grid.summary.columns)
+    assert list(plain["source"]) == list(grid.summary["source"])
+
+
+def test_csv_keeps_token_text_that_looks_like_a_missing_value(tmp_path: Path) -> None:
+    grid = lg.run("Explain SSE", ["sim/fast?tokens=12"], widget=False)
+    chunks = grid.chunks.copy()
+    chunks.loc[chunks.index[:4], "text"] = ["NA", "null", "", "nan"]
+    history = lg.History(chunks, grid.summary)
+    back = read_exported(to_csv(history, tmp_path))
+    assert list(back.chunks["text"][:4]) == ["NA", "null", "", "nan"]
+    pd.testing.assert_frame_equal(back.chunks, chunks)
+
+
+def test_several_runs_with_their_prompts_round_trip(grid: lg.Grid, xss_grid: lg.Grid, tmp_path: Path) -> None:
+    def framed(frames: list[pd.DataFrame], grids: list[lg.Grid]) -> pd.DataFrame:
+        with_prompt = [f.assign(prompt=pd.Series([g.prompt] * len(f), index=f.index, dtype="string"))
+                       for f, g in zip(frames, grids)]
+        return pd.concat(with_prompt, ignore_index=True)
+
+    grids = [grid, xss_grid]
+    runs = lg.History(framed([g.chunks for g in grids], grids), framed([g.summary for g in grids], grids))
+    for write in (to_csv, to_parquet):
+        files = write(runs, tmp_path)
+        assert files.chunks.name.startswith("llmgrid-history-chunks.")
+        back = read_exported(files)
+        pd.testing.assert_frame_equal(back.chunks, runs.chunks, check_exact=True)
+        pd.testing.assert_frame_equal(back.summary, runs.summary, check_exact=True)
+    assert set(back.summary["prompt"]) == {grid.prompt, xss_grid.prompt}
+
+
+# -- the HTML report ----------------------------------------------------------------------------
+
+
+def test_report_is_self_contained(grid: lg.Grid) -> None:
+    page = html_report(grid)
+    parsed = _parse(page)
+    tags = [tag for tag, _ in parsed.tags]
+    assert "script" not in tags and "link" not in tags and "iframe" not in tags
+    for tag, attrs in parsed.tags:
+        for name in ("src", "href", "action", "data", "poster", "srcset"):
+            value = (attrs.get(name) or "").strip().lower()
+            assert not value.startswith(("http:", "https:", "//", "javascript:")), (tag, name, value)
+    images = [attrs for tag, attrs in parsed.tags if tag == "img"]
+    assert len(images) == 1
+    src = images[0]["src"] or ""
+    assert src.startswith("data:image/png;base64,")
+    assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+    # Outside escaped text, nothing names a remote resource at all.
+    assert "http://" not in page and "https://" not in page
+    csp = [attrs for tag, attrs in parsed.tags
+           if tag == "meta" and attrs.get("http-equiv") == "Content-Security-Policy"]
+    assert csp and "default-src 'none'" in (csp[0]["content"] or "")
+    assert "<style>" in page
+
+
+def test_report_shows_run_prompt_table_answers_and_errors(grid: lg.Grid) -> None:
+    page = html_report(grid)
+    parsed = _parse(page)
+    assert grid.run_id in page
+    assert parsed.texts["prompt"] == ["Explain SSE"]
+    answers = parsed.texts["answer"]
+    assert answers == [grid.texts[FAST], grid.texts[STEADY], grid.texts[FAILING]]
+    errors = parsed.texts["error"]
+    assert errors == [grid.summary.set_index("source").loc[FAILING, "error"]]
+    assert "partial answer" in page
+    cells = [tag for tag, attrs in parsed.tags if tag == "td"]
+    assert len(cells) == 3 * 13
+    assert parsed.texts["status-failed"].count("failed") >= 1
+
+
+def test_report_escapes_model_output(xss_grid: lg.Grid) -> None:
+    text = xss_grid.texts[XSS]
+    assert "<script>" in text and "onerror" in text  # the payload is really there
+    page = html_report(xss_grid)
+    assert "<script" not in page.lower()
+    assert "&lt;script&gt;" in page
+    parsed = _parse(page)
+    tags = [tag for tag, _ in parsed.tags]
+    assert not {"script", "svg", "iframe", "a", "object", "embed"} & set(tags)
+    assert not any(name.startswith("on") for _, attrs in parsed.tags for name in attrs)
+    assert not any("style" in attrs for _, attrs in parsed.tags)
+    assert tags.count("img") == 1 and tags.count("style") == 1  # the chart and the report's own CSS
+    assert "tracker.example" not in "".join(str(v) for _, attrs in parsed.tags for v in attrs.values())
+    assert parsed.texts["answer"][0] == text  # escaped, so it reads back exactly
+    assert parsed.texts["prompt"] == ["Explain SSE <b>bold</b> & 'quotes'"]
+    assert "b" not in [tag for tag, _ in parsed.tags]
+
+
+def test_report_is_written_to_a_file_when_asked(grid: lg.Grid, tmp_path: Path) -> None:
+    path = tmp_path / "run.html"
+    page = html_report(grid, path)
+    assert path.read_text(encoding="utf-8") == page
+
+
+def test_report_never_contains_an_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "sk-test-0123456789abcdef-not-a-real-key"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    grid = lg.run(f"My key is {key}, explain SSE", ["sim/fast?tokens=10"], widget=False)
+    page = html_report(grid)
+    assert key not in page
+    assert key not in html.unescape(page)
+    assert "***" in page
+
+
+def test_report_of_a_run_from_the_history(grid: lg.Grid) -> None:
+    page = html_report(lg.history(), run_id=grid.run_id)
+    parsed = _parse(page)
+    assert parsed.texts["prompt"] == ["Explain SSE"]
+    assert parsed.texts["answer"] == [grid.texts[FAST], grid.texts[STEADY], grid.texts[FAILING]]
+    with pytest.raises(ValueError, match="no run"):
+        html_report(lg.history(), run_id="not-a-run")
