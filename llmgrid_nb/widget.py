@@ -112,7 +112,7 @@ class _Pane:
 class WidgetSink:
     """Feeds a GridWidget from a run's events, on the engine loop, throttled."""
 
-    def __init__(self, widget: GridWidget, *, rate: float = 30.0, stoppable: bool = True) -> None:
+    def __init__(self, widget: GridWidget, *, rate: float = 25.0, stoppable: bool = True) -> None:
         self.widget = widget
         self.interval = 1.0 / rate
         self.stoppable = stoppable

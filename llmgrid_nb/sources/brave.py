@@ -18,12 +18,11 @@ from typing import Any
 
 from ..config import Secret
 from ..errors import ConfigError, ProviderError
-from ..events import (
-    Done, Error, Event, FinalSynthesis, InterimAnalysis, Progress, Reasoning, SearchResult, Status, Usage,
-)
+from ..events import Error, Event, InterimAnalysis, Progress, SearchResult
 from .base import Prompt, Source, StreamContext
 from .brave_search import BRAVE_URL, BraveResult, brave_key, search, strip_tags, validate_params
 from .enrich import FetchError, Page, fetch_page, key_sentences
+from .synthesis import stream_synthesis
 
 __all__ = ["Brave", "grounded_prompt"]
 
@@ -200,15 +199,8 @@ class Brave:
         yield Progress(name, ctx.now(), "synthesizing", len(pages), len(results))
         grounded = Prompt(grounded_prompt(prompt.text, results, pages), system=SYNTHESIS_SYSTEM,
                           temperature=prompt.temperature, max_tokens=prompt.max_tokens)
-        finish = None
-        async for ev in self._synth().stream(grounded, ctx.nested()):
-            if ev.kind == "token":
-                yield FinalSynthesis(name, ev.t_s, ev.text)  # type: ignore[union-attr]
-            elif isinstance(ev, (Reasoning, Usage, Status)) or (isinstance(ev, Error) and not ev.fatal):
-                yield ev
-            elif isinstance(ev, Done):
-                finish = ev.finish_reason
-        yield Done(name, ctx.now(), finish)
+        async for ev in stream_synthesis(self._synth(), grounded, ctx.nested()):
+            yield ev
 
     async def _enrich(self, targets: list[BraveResult], question: str, ctx: StreamContext,
                       allowed: tuple[str, ...], pages: dict[str, Page]) -> AsyncIterator[Event]:

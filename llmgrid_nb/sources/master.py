@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from ..errors import ProviderError
-from ..events import Done, Error, Event, FinalSynthesis, Reasoning, Status, Usage
+from ..events import Event, Status
 from .base import Prompt, Source, StreamContext
+from .synthesis import stream_synthesis
 
 __all__ = ["MasterSynthesis", "master_prompt"]
 
@@ -70,12 +71,5 @@ class MasterSynthesis:
             raise ProviderError("no pane produced any text to synthesise", kind="empty")
         ask = Prompt(master_prompt(prompt.text, answers), system=MASTER_SYSTEM,
                      temperature=prompt.temperature, max_tokens=prompt.max_tokens)
-        finish = None
-        async for ev in self.synthesizer.stream(ask, ctx):
-            if ev.kind == "token":
-                yield FinalSynthesis(ctx.name, ev.t_s, ev.text)  # type: ignore[union-attr]
-            elif isinstance(ev, (Reasoning, Usage, Status)) or (isinstance(ev, Error) and not ev.fatal):
-                yield ev
-            elif isinstance(ev, Done):
-                finish = ev.finish_reason
-        yield Done(ctx.name, ctx.now(), finish)
+        async for ev in stream_synthesis(self.synthesizer, ask, ctx):
+            yield ev
