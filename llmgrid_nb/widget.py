@@ -57,10 +57,12 @@ class GridWidget(anywidget.AnyWidget):
     run = traitlets.Dict().tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
-        self._esm = bundle_path()
+        # The bundle's text, not its Path: anywidget reads a Path only when it is a class
+        # attribute, and an instance attribute would send the path itself as the module.
+        self._esm = bundle_path().read_text(encoding="utf-8")
         css = STATIC / "widget.css"
         if css.is_file():
-            self._css = css
+            self._css = css.read_text(encoding="utf-8")
         super().__init__(**kwargs)
         self._stop_handler: Any = None
         self.on_msg(self._handle_message)

@@ -117,3 +117,9 @@ def test_the_js_protocol_folds_our_messages_into_the_same_panes(tmp_path: Path) 
             assert panes[m]["text"] == grid.texts[m]
             assert panes[m]["status"] == grid.statuses[m]
             assert not panes[m]["stale"]
+
+
+def test_the_widget_ships_the_bundle_source_not_its_path() -> None:
+    widget = GridWidget()
+    assert "export" in widget._esm and len(widget._esm) > 10_000
+    assert ".llmgrid-pane" in widget._css

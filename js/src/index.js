@@ -35,7 +35,7 @@ const TICK_MS = 200;
  * @param {RenderOptions} [options]
  * @returns {() => void}
  */
-export function render({ model, el }, options = {}) {
+export function renderGrid({ model, el }, options = {}) {
   const now = options.now ?? (() => Date.now());
   const store = new Store();
   const view = new GridView(el, {
@@ -101,4 +101,4 @@ export function render({ model, el }, options = {}) {
   };
 }
 
-export default { render };
+export default { render: renderGrid };

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import widget, { render } from "../src/index.js";
+import widget, { renderGrid as render } from "../src/index.js";
 import { renderMarkdown } from "../src/markdown.js";
 import { fragmentToHtml } from "../src/sanitize.js";
 import { FakeModel, ManualFrames } from "./fake-model.js";

@@ -1,0 +1,277 @@
+"""Browser benchmark: the grid under load in real JupyterLab and headless Chromium.
+
+Eight panes stream 200 tokens/s each for 20 s from the simulator through ``%llmgrid``. Measured
+in the browser: how many delta messages per second reach it over the kernel websocket (the sink
+throttles to ~30/s per grid), main-thread long tasks while the panes stream (PerformanceObserver
+injected before the page loads), and how long after the last token reached the kernel the last
+pane's final text is in the DOM. Not a test: it prints figures, not verdicts.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_browser.py [--panes 8] [--rate 200] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.append(str(REPO))  # an explicit PYTHONPATH (or an installed llmgrid_nb) comes first
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from browser.jupyterlab_driver import (  # noqa: E402
+    ARTIFACTS,
+    CHROMIUM,
+    RECORDER_JS,
+    LabNotebook,
+    launch_chromium,
+    start_lab,
+)
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from llmgrid_nb.sim import start_simulator  # noqa: E402
+
+#: Every main-thread task over 50 ms from page load on; the streaming window is cut out later.
+LONGTASKS_JS = """
+window.__longtasks = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) window.__longtasks.push({ start: e.startTime, duration: e.duration });
+}).observe({ type: 'longtask', buffered: true });
+// Long animation frames say whose script ran in them; the widget's ESM is a blob: module.
+window.__loaf = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const widget = e.scripts.filter((s) => (s.sourceURL || '').startsWith('blob:'));
+    window.__loaf.push({ start: e.startTime, duration: e.duration,
+      widget_ms: widget.reduce((a, s) => a + s.duration, 0),
+      widget_layout_ms: widget.reduce((a, s) => a + s.forcedStyleAndLayoutDuration, 0) });
+  }
+}).observe({ type: 'long-animation-frame', buffered: true });
+"""
+
+DUMP = '''\
+import json, os
+_c = _llmgrid.chunks
+_tok = _c[_c["kind"] == "token"]
+with open("bench.json.tmp", "w") as _f:
+    json.dump({
+        "t0_wall": _llmgrid.t0_wall,
+        "first_token_s": float(_tok["t_s"].min()),
+        "last_token_s": float(_tok["t_s"].max()),
+        "tokens": int(len(_tok)),
+        "lengths": {k: len(v.encode("utf-16-le")) // 2 for k, v in _llmgrid.texts.items()},
+        "statuses": _llmgrid.statuses,
+    }, _f)
+os.replace("bench.json.tmp", "bench.json")
+'''
+
+#: Our custom comm messages: ``{"v": 1, "type": "delta", ...}`` inside a kernel websocket frame.
+DELTA = re.compile(rb'"type":\s*"delta"')
+
+
+def peak_per_second(times: list[float]) -> int:
+    """The most events in any 1-second window (``times`` sorted, in seconds)."""
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while t - times[lo] > 1.0:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def _role(proc: psutil.Process) -> str | None:
+    cmd = " ".join(proc.cmdline())
+    if "ipykernel_launcher" in cmd:
+        return "kernel"
+    if "-m jupyterlab" in cmd:
+        return "jupyter server"
+    if "llmgrid_nb.sim" in cmd:
+        return "simulator"
+    if "chrom" in proc.name():
+        return "chromium (all processes)"
+    return None
+
+
+def cpu_snapshot() -> dict[str, float]:
+    """CPU seconds used so far by each process of the setup, summed by role."""
+    out: dict[str, float] = {}
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            role = _role(proc)
+            if role:
+                t = proc.cpu_times()
+                out[role] = out.get(role, 0.0) + t.user + t.system
+        except psutil.Error:
+            continue
+    return out
+
+
+def measure(panes: int, rate: float, seconds: float, prompt: str) -> dict[str, Any]:
+    tokens = int(rate * seconds)
+    models = [f"sim/steady?rate={rate:g}&tokens={tokens}&jitter=0&seed={i}" for i in range(panes)]
+    cells = {
+        "setup": "%load_ext llmgrid_nb\nprint('ready')",
+        "run": f'%llmgrid -m "{",".join(models)}" "{prompt}"',
+        "dump": DUMP,
+    }
+    frames = 0  # delta frames seen by Playwright's websocket listener
+    frame_bytes = 0
+    frame_times: list[float] = []  # the browser's own receive timestamps (CDP), seconds
+
+    def on_websocket(ws: Any) -> None:
+        def on_frame(payload: str | bytes) -> None:
+            nonlocal frames, frame_bytes
+            data = payload if isinstance(payload, bytes) else payload.encode()
+            if DELTA.search(data):
+                frames += 1
+                frame_bytes += len(data)
+
+        if "/api/kernels/" in ws.url:
+            ws.on("framereceived", on_frame)
+
+    def on_cdp_frame(params: dict[str, Any]) -> None:
+        response = params["response"]
+        data = response["payloadData"]
+        raw = base64.b64decode(data) if response.get("opcode") == 2 else data.encode()
+        if DELTA.search(raw):
+            frame_times.append(params["timestamp"])
+
+    with start_simulator() as sim, tempfile.TemporaryDirectory(prefix="llmgrid-bench-") as tmp:
+        lab = start_lab(Path(tmp), env={"LLMGRID_SIM_URL": sim.url})
+        try:
+            with sync_playwright() as pw:
+                chromium = launch_chromium(pw)
+                context = chromium.new_context(viewport={"width": 1500, "height": 1000})
+                context.add_init_script(RECORDER_JS)
+                context.add_init_script(LONGTASKS_JS)
+                page = context.new_page()
+                page.on("websocket", on_websocket)
+                cdp = context.new_cdp_session(page)
+                cdp.send("Network.enable")
+                cdp.on("Network.webSocketFrameReceived", on_cdp_frame)
+                nb = LabNotebook(page, lab, "bench.ipynb", cells).open()
+                nb.run("setup", timeout=90)
+                page.evaluate("window.__lg.reset()")
+                t_press = page.evaluate("performance.now()")
+                cpu_before, wall_before = cpu_snapshot(), time.monotonic()
+                nb.run("run", wait=False)
+                deadline = time.monotonic() + seconds + 60
+                while nb.prompt("run") in ("[*]:", "[ ]:") and time.monotonic() < deadline:
+                    page.wait_for_timeout(100)  # keeps Playwright's websocket events flowing in
+                cpu_after, wall_after = cpu_snapshot(), time.monotonic()
+                nb.wait_finished("run", timeout=5)
+                page.wait_for_timeout(500)  # let the last frames and mutations land
+                nb.run("dump")
+                kernel = nb.read_json("bench.json")
+                changes = page.evaluate("window.__lg.panes")
+                longtasks = page.evaluate("window.__longtasks")
+                loafs = page.evaluate("window.__loaf")
+                if nb.grid("run").count() != 1:
+                    raise SystemExit(f"the grid never rendered in the browser:\n{nb.all_outputs()}")
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                page.set_viewport_size({"width": 1500, "height": 2200})  # room for all 8 panes
+                nb.grid("run").screenshot(path=str(ARTIFACTS / "bench_browser.png"))
+                context.close()
+                chromium.close()
+        finally:
+            lab.stop()
+
+    # Each pane's final text is in the DOM when its data-text-length first reaches the final length.
+    visible: dict[str, dict[str, Any]] = {}
+    for model, length in kernel["lengths"].items():
+        hits = [c for c in changes if c["id"] == model and c["len"] == length]
+        if hits:
+            visible[model] = hits[0]
+    last_token_ms = (kernel["t0_wall"] + kernel["last_token_s"]) * 1000
+    complete = len(visible) == panes
+    final_ms = max(c["wall"] for c in visible.values()) - last_token_ms if complete else float("nan")
+
+    streaming = [c["t"] for c in changes if c["status"] == "streaming"]
+    t_stream = min(streaming) if streaming else t_press
+    t_end = max(c["t"] for c in visible.values()) if visible else float("inf")
+    during = [t["duration"] for t in longtasks if t_stream <= t["start"] <= t_end]
+    startup = [t["duration"] for t in longtasks if t_press <= t["start"] < t_stream]
+    frames_during = [f for f in loafs if t_stream <= f["start"] <= t_end]
+
+    frame_times.sort()
+    gaps = sorted(1000 * (b - a) for a, b in zip(frame_times, frame_times[1:]))
+    stream_s = kernel["last_token_s"] - kernel["first_token_s"]
+    elapsed = wall_after - wall_before
+    return {
+        "models": models,
+        "statuses": sorted(set(kernel["statuses"].values())),
+        "tokens": kernel["tokens"],
+        "stream_s": stream_s,
+        "delta_frames": frames,
+        "delta_kib": frame_bytes / 1024,
+        # Intervals between the first and the last delta the browser received, per second.
+        "deltas_per_s": (len(frame_times) - 1) / (frame_times[-1] - frame_times[0])
+        if len(frame_times) > 1 and frame_times[-1] > frame_times[0] else float("nan"),
+        "delta_frames_cdp": len(frame_times),
+        "deltas_peak_1s": peak_per_second(frame_times),
+        "delta_gap_ms": {f"p{q}": gaps[min(len(gaps) - 1, len(gaps) * q // 100)] for q in (1, 10, 50, 90, 99)}
+        if gaps else {},
+        "longtasks": len(during),
+        "longtask_max_ms": max(during, default=0.0),
+        "longtask_total_ms": sum(during),
+        "long_frames": len(frames_during),
+        "long_frames_widget_ms": sum(f["widget_ms"] for f in frames_during),
+        "long_frames_widget_layout_ms": sum(f["widget_layout_ms"] for f in frames_during),
+        "startup_longtasks": len(startup),
+        "startup_longtask_max_ms": max(startup, default=0.0),
+        "final_visible_ms": final_ms,
+        "panes_complete": len(visible),
+        "cpu_percent": {role: 100 * (cpu_after.get(role, 0.0) - t) / elapsed for role, t in cpu_before.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--panes", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=200.0, help="tokens/s per pane")
+    parser.add_argument("--seconds", type=float, default=20.0, help="stream length per pane")
+    parser.add_argument("--prompt", default="Explain SSE")
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    r = measure(args.panes, args.rate, args.seconds, args.prompt)
+    r["load_average_before"] = load
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "bench_browser.json").write_text(json.dumps(r, indent=2))
+
+    command = " ".join(["PYTHONPATH=. .venv/bin/python benchmarks/bench_browser.py", shlex.join(sys.argv[1:])])
+    print(f"\n{args.panes} panes x {args.rate:g} tokens/s x {args.seconds:g} s: {r['tokens']:,} tokens "
+          f"in {r['stream_s']:.1f} s, final statuses: {', '.join(r['statuses'])}\n")
+    print("| figure | measured | target |")
+    print("|---|---|---|")
+    print(f"| delta messages received by the browser | {r['deltas_per_s']:.1f}/s mean, "
+          f"{r['deltas_peak_1s']} in the busiest second ({r['delta_frames']} frames, "
+          f"{r['delta_kib']:.0f} KiB) | <= 30/s per grid |")
+    print(f"| main-thread long tasks while streaming | {r['longtasks']} over 50 ms "
+          f"(max {r['longtask_max_ms']:.0f} ms, {r['longtask_total_ms']:.0f} ms in all) | none over 50 ms |")
+    print(f"| last token in the kernel -> final text in the DOM | {r['final_visible_ms']:.0f} ms "
+          f"({r['panes_complete']}/{args.panes} panes complete) | <= 100 ms |")
+    print(f"\nLong animation frames (> 50 ms) while streaming: {r['long_frames']}; the widget's script ran "
+          f"{r['long_frames_widget_ms']:.0f} ms in them, {r['long_frames_widget_layout_ms']:.0f} ms of it "
+          "in style and layout it forced.")
+    cpu = ", ".join(f"{role} {pct:.0f} %" for role, pct in sorted(r["cpu_percent"].items()))
+    print(f"Also: {r['startup_longtasks']} long tasks (max {r['startup_longtask_max_ms']:.0f} ms) between "
+          f"Shift+Enter and the first streaming pane; CPU during the run (% of one core): {cpu}; "
+          f"{os.cpu_count()} cores, load average {load:.1f} before the run (other work on the machine "
+          "shows up as long tasks).")
+    print(f"Command: `{command.strip()}` (Chromium: {CHROMIUM}). "
+          "Figures and a screenshot: test-artifacts/bench_browser.{json,png}.")
+
+
+if __name__ == "__main__":
+    main()
