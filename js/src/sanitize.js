@@ -4,7 +4,8 @@
 // Policy: only tags Markdown produces; no style/id/data-*/on* attributes; links keep their href
 // only for http:, https: and mailto: and always open in a new tab without an opener; no images
 // (the Markdown renderer turns them into links, raw <img> is dropped) so that model output cannot
-// make the browser fetch a URL on its own; classes only as `language-*` on <code>.
+// make the browser fetch a URL on its own; classes only as `language-*` on <code> and
+// `llmgrid-cite` on <sup>.
 
 import createDOMPurify from "dompurify";
 
@@ -36,10 +37,14 @@ function getPurifier() {
       el.setAttribute("rel", "noopener noreferrer");
     }
     if (el.hasAttribute("class")) {
+      const classes = (el.getAttribute("class") ?? "").split(/\s+/);
+      // Code blocks keep their language; citations [n] (rendered by markdown.js) keep their marker.
       const keep =
         tag === "CODE"
-          ? (el.getAttribute("class") ?? "").split(/\s+/).filter((c) => /^language-[\w+#.-]+$/.test(c))
-          : [];
+          ? classes.filter((c) => /^language-[\w+#.-]+$/.test(c))
+          : tag === "SUP"
+            ? classes.filter((c) => c === "llmgrid-cite")
+            : [];
       if (keep.length) el.setAttribute("class", keep.join(" "));
       else el.removeAttribute("class");
     }

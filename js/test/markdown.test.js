@@ -165,3 +165,13 @@ describe("citations", () => {
     expect(html).toContain('<a href="https://x.example">docs</a>');
   });
 });
+
+describe("citations after sanitising", () => {
+  it("keep their marker class, and raw HTML that imitates one stays text", () => {
+    const frag = renderMarkdown('Proxies buffer [1]. <sup class="llmgrid-cite evil">[9]</sup>');
+    const sups = [...frag.querySelectorAll("sup")];
+    // The raw tags stay text; the "[9]" between them is a citation like any other "[n]".
+    expect(sups.map((s) => [s.className, s.textContent])).toEqual([["llmgrid-cite", "[1]"], ["llmgrid-cite", "[9]"]]);
+    expect(frag.textContent).toContain('<sup class="llmgrid-cite evil">');
+  });
+});

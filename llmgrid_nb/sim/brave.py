@@ -295,11 +295,18 @@ def _hostile_result(url: str, index: int, decorate: bool) -> dict[str, Any]:
     return result
 
 
+#: Hostile markup in titles and descriptions (``sim_xss=1``), for sanitiser tests.
+SNIPPET_XSS_TITLE = '<img src=x onerror="window.__llmgrid_xss=1">'
+SNIPPET_XSS = ('<script>window.__llmgrid_xss=1</script><svg onload="window.__llmgrid_xss=1"></svg>'
+               '<a href="javascript:window.__llmgrid_xss=1">click</a> ')
+
+
 def search_payload(params: Mapping[str, str], base_url: str) -> dict[str, Any]:
     """The Brave ``/res/v1/web/search`` response for query ``params``; raises BraveError on bad input.
 
     Result URLs point at ``base_url/pages/...`` (the simulator itself); ``sim_hostile=1``
-    replaces the first results with private or odd addresses for SSRF tests.
+    replaces the first results with private or odd addresses for SSRF tests; ``sim_xss=1``
+    puts hostile markup in titles and descriptions; ``sim_pages=big`` links ~200 KB pages.
     """
     q = params.get("q")
     if q is None or not q.strip():
@@ -323,6 +330,8 @@ def search_payload(params: Mapping[str, str], base_url: str) -> dict[str, Any]:
     if not re.fullmatch(r"[a-z]{2}(-[a-z]{2,4})?", lang):
         raise _validation("search_lang", "enum", "Input should be a valid language code", lang)
     hostile = _bool_param(params, "sim_hostile", False)
+    xss = _bool_param(params, "sim_xss", False)
+    pages = "/pages/big/" if params.get("sim_pages") == "big" else "/pages/"
 
     qwords = words(q)
     ranked = _ranked_topics(q)
@@ -333,7 +342,12 @@ def search_payload(params: Mapping[str, str], base_url: str) -> dict[str, Any]:
             results.append(_hostile_result(HOSTILE_URLS[g], g, decorate))
             continue
         topic = ranked[g % len(ranked)]
-        results.append(_result(topic, g // len(ranked), base_url, qwords, decorate, snippets, lang))
+        result = _result(topic, g // len(ranked), base_url, qwords, decorate, snippets, lang)
+        result["url"] = result["url"].replace("/pages/", pages, 1)
+        if xss:
+            result["title"] = SNIPPET_XSS_TITLE + result["title"]
+            result["description"] = SNIPPET_XSS + result["description"]
+        results.append(result)
     query: dict[str, Any] = {"original": q}
     normalized = " ".join(q.split())
     if normalized != q:

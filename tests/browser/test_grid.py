@@ -37,6 +37,7 @@ STOP_MODELS = ["sim/steady?tokens=900&rate=30&seed=4", "sim/steady?tokens=900&ra
 INTERRUPT_MODELS = ["sim/steady?tokens=900&rate=30&seed=7", "sim/slow?tokens=900&rate=30&ttft=0.3&seed=8",
                     "sim/fast?tokens=900&rate=30&seed=9"]
 XSS_MODEL = "sim/fast?xss=1&tokens=60&seed=10"
+BIG_MODEL = "sim/instant?tokens=25000&seed=11"
 
 CELLS = {
     "setup": SETUP,
@@ -48,7 +49,24 @@ CELLS = {
     "interrupt_dump": '_dump("interrupt.json", _llmgrid)',
     "xss": f'%llmgrid -m "{XSS_MODEL}" "Say hi"',
     "xss_dump": '_dump("xss.json", _llmgrid)',
+    "brave_xss": ('import llmgrid_nb as lg\n'
+                  '_brave = lg.run("Explain SSE", ["sim/fast?tokens=10&seed=12"], brave=lg.Brave(\n'
+                  '    params={"sim_xss": 1}, cache=False, top_k=2, synthesis_model="sim/fast?tokens=120"))\n'
+                  '_dump("brave.json", _brave)'),
+    "big": f'%llmgrid -m "{BIG_MODEL}" "Explain SSE"',
+    "big_dump": '_dump("big.json", _llmgrid)',
 }
+
+#: What the page shows of untrusted content inside a grid root (shared by the sanitiser tests).
+INERT_JS = """root => ({
+  flag: typeof window.__llmgrid_xss,
+  active: [...root.querySelectorAll('script, img, svg, iframe, object, embed, style, link, form')]
+    .map(el => el.tagName.toLowerCase()),
+  handlers: [...root.querySelectorAll('*')].flatMap(el => [...el.attributes].map(a => a.name))
+    .filter(n => n.startsWith('on')),
+  unsafeLinks: [...root.querySelectorAll('a[href]')].map(a => a.getAttribute('href'))
+    .filter(h => !/^(https?|mailto):/i.test(h.trim())),
+})"""
 
 Panes = list[dict[str, Any]]
 
@@ -298,3 +316,49 @@ def test_html_and_javascript_links_in_an_answer_execute_nothing(nb: LabNotebook)
     text = kernel["texts"][XSS_MODEL]
     assert kernel["statuses"] == {XSS_MODEL: "done"}
     assert "<script>" in text and "onerror=" in text and "javascript:" in text, "the simulator sent no payload"
+
+
+def test_search_snippets_with_html_are_inert(nb: LabNotebook) -> None:
+    nb.run("brave_xss", timeout=90)
+    root = nb.grid("brave_xss")
+    nb.page.wait_for_timeout(300)
+    found = root.evaluate(INERT_JS)
+    assert found == {"flag": "undefined", "active": [], "handlers": [], "unsafeLinks": []}, found
+    search = root.locator('.llmgrid-pane[data-pane-id="brave"]')
+    assert search.get_attribute("data-status") == "done"
+    results = search.locator(".llmgrid-results li")
+    assert results.count() >= 2
+    assert "onerror" in results.first.text_content(), "a hostile title is shown as text"
+    assert search.locator(".llmgrid-analysis li").count() == 2
+    assert search.locator(".llmgrid-pane-text .llmgrid-cite").count() > 0, "citations are rendered"
+    kernel = nb.read_json("brave.json")
+    assert kernel["statuses"]["brave"] == "done"
+
+
+def test_a_100_kb_answer_renders_fully_and_the_page_stays_responsive(nb: LabNotebook) -> None:
+    nb.page.evaluate("""() => { window.__lt = [];
+      new PerformanceObserver(l => l.getEntries().forEach(e => window.__lt.push(e.duration)))
+        .observe({type: 'longtask'}); }""")
+    nb.run("big", timeout=90)
+    nb.run("big_dump")
+    text = nb.read_json("big.json")["texts"][BIG_MODEL]
+    assert len(text) > 100_000
+    pane = nb.grid("big").locator(f'.llmgrid-pane[data-pane-id="{BIG_MODEL}"]')
+    deadline = time.monotonic() + 10
+    while int(pane.get_attribute("data-text-length") or 0) != utf16_len(text) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert int(pane.get_attribute("data-text-length") or 0) == utf16_len(text)
+    rendered = pane.locator(".llmgrid-pane-text").text_content() or ""
+    assert rendered.split()[-5:] == re.sub(r"[#*`>_-]", " ", text).split()[-5:] or len(rendered) > 90_000
+    frame_ms = nb.page.evaluate("""() => new Promise(r => { const t = performance.now();
+      requestAnimationFrame(() => requestAnimationFrame(() => r(performance.now() - t))); })""")
+    body = pane.locator(".llmgrid-pane-body")
+    t = time.monotonic()
+    body.evaluate("el => { el.scrollTop = 0; }")
+    body.evaluate("el => { el.scrollTop = el.scrollHeight / 2; }")
+    scroll_ms = (time.monotonic() - t) * 1000
+    longest = max(nb.page.evaluate("window.__lt") or [0])
+    print(f"100 KB answer: two frames {frame_ms:.0f} ms, scroll round trip {scroll_ms:.0f} ms, "
+          f"longest task {longest:.0f} ms")
+    assert frame_ms < 250 and scroll_ms < 500, "the page stopped responding"
+    assert longest < 2000, "a single task blocked the page for seconds"
