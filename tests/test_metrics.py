@@ -58,7 +58,9 @@ def test_measured_times_match_the_simulators_send_log() -> None:
     arrivals = grid.t0_monotonic + tokens.t_s.to_numpy()
     assert len(sends) == len(arrivals) == 30
     lag = arrivals - np.asarray(sends)
-    assert (lag > -0.0005).all() and np.median(lag) < 0.005
+    # The simulator stamps a chunk right after its write returns; on a busy machine that stamp can
+    # land a little after the client already parsed the chunk, hence the small negative slack.
+    assert (lag > -0.005).all() and np.median(lag) < 0.005
     # TTFT measured from our request start vs. the server's first content send.
     t_request_abs = grid.t0_monotonic + row.t_request_s
     assert row.ttft_s == pytest.approx(sends[0] - t_request_abs, abs=0.01)
