@@ -88,18 +88,19 @@ def env_key(names: Sequence[str]) -> Secret | None:
 
 
 def ollama_base_url() -> str:
-    """Ollama's base URL from OLLAMA_HOST (host, host:port or a URL), else localhost:11434."""
-    host = os.environ.get("OLLAMA_HOST", "").strip()
+    """Ollama's base URL from OLLAMA_HOST, else localhost:11434.
+
+    A bare ``host`` or ``host:port`` gets ``http://`` and Ollama's port 11434 when none is given;
+    a full URL (behind a proxy, say) is used as it is. ``0.0.0.0`` (a listen address) means this
+    machine.
+    """
+    host = os.environ.get("OLLAMA_HOST", "").strip().rstrip("/")
     if not host:
         return "http://127.0.0.1:11434"
     if "://" not in host:
-        host = "http://" + host
-    scheme, _, rest = host.partition("://")
-    if ":" not in rest.split("/")[0]:
-        rest = rest.split("/")[0] + ":11434"
-    if rest.startswith("0.0.0.0"):
-        rest = "127.0.0.1" + rest[len("0.0.0.0"):]
-    return f"{scheme}://{rest.rstrip('/')}"
+        hostport = host.split("/")[0]
+        host = "http://" + (hostport if ":" in hostport else hostport + ":11434")
+    return host.replace("://0.0.0.0", "://127.0.0.1", 1)
 
 
 def default_models() -> list[str]:
