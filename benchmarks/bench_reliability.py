@@ -24,6 +24,8 @@ import llmgrid_nb as lg
 from llmgrid_nb.engine import get_engine
 
 PROMPT = "How do SSE reconnects work?"
+#: flaky fails ~40% of requests independently, so k retries leave ~0.4**(k+1) failing before any token.
+RETRIES = 5
 FAULTS = ["", "", "", "fault=http_500", "fault=http_429&retry_after=0.1", "fault=reset&after=8",
           "fault=stall&after=5&stall_s=2", "fault=malformed&after=4", "fault=error_chunk&after=6",
           "fault=no_done", "fault=http_401", "fault=invalid_utf8&after=3", "fault=html"]
@@ -44,7 +46,7 @@ def recovery(n: int, resume: bool) -> tuple[float, int, int, float]:
         seeds = range(start, min(n, start + 100))
         reference = lg.run(PROMPT, [f"sim/instant?tokens=40&seed={s}" for s in seeds], max_concurrency=100).texts
         models = [f"sim/flaky?tokens=40&rate=800&ttft=0.01&seed={s}&stall_s=1" for s in seeds]
-        grid = lg.run(PROMPT, models, retries=3, stall_timeout=0.3, resume=resume, max_concurrency=100)
+        grid = lg.run(PROMPT, models, retries=RETRIES, stall_timeout=0.3, resume=resume, max_concurrency=100)
         for s, m in zip(seeds, models):
             ok += grid.texts[m] == reference[f"sim/instant?tokens=40&seed={s}"] and grid.statuses[m] == "done"
         internal += int((grid.summary.error_type == "internal").sum())
@@ -86,7 +88,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=1000)
     args = ap.parse_args()
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    print(f"## Recovery on sim/flaky ({args.requests} requests, 100 concurrent, retries=3)")
+    print(f"## Recovery on sim/flaky ({args.requests} requests, 100 concurrent, retries={RETRIES})")
     print("| resume | recovered (complete and correct) | internal errors | seconds |")
     print("|---|---:|---:|---:|")
     for resume in (False, True):

@@ -12,7 +12,9 @@ Kernel -> browser traffic follows one small versioned envelope (mirrored in
 
 The sink coalesces every event between flushes and flushes at most ``rate`` times a second
 with a true throttle: a leading flush when idle, a trailing flush always scheduled while
-anything is pending, never a debounce, and a final full state when each stream ends.
+anything is pending, never a debounce. When a stream ends, its full state goes out once as a
+delta with offset 0 (idempotent: the view appends only what it lacks, which also heals a
+missed delta); the ``snapshot`` trait follows at most once a second and at the run's end.
 """
 
 from __future__ import annotations
@@ -125,6 +127,8 @@ class WidgetSink:
         self._last_flush = -1e9
         self._timer: asyncio.TimerHandle | None = None
         self._ended: set[str] = set()
+        self._snapshot_due = False
+        self._last_snapshot = -1e9
 
     # -- Sink protocol ----------------------------------------------------------------------
     def on_start(self, mux: Multiplexer) -> None:
@@ -181,7 +185,7 @@ class WidgetSink:
     def on_finish(self, mux: Multiplexer) -> None:
         self._cancel_timer()
         self._flush()
-        self.widget.snapshot = {name: self._state(name) for name in self._panes}
+        self._push_snapshot()
         status = "cancelled" if mux.cancelled else "done"
         self.widget.run = self._run_state(status)
 
@@ -227,13 +231,16 @@ class WidgetSink:
         self._flush()
 
     def _flush(self) -> None:
-        self._last_flush = time.monotonic()
+        now = time.monotonic()
+        self._last_flush = now
+        ended, self._ended = self._ended, set()
         panes: dict[str, dict[str, Any]] = {}
         for name, pane in self._panes.items():
             delta = self._delta(pane)
+            if name in ended:
+                delta.update(self._final(pane))
             if delta:
                 panes[name] = delta
-        ended, self._ended = self._ended, set()
         if panes:
             self.seq += 1
             message = {"v": PROTOCOL_VERSION, "type": "delta", "seq": self.seq, "panes": panes,
@@ -243,11 +250,28 @@ class WidgetSink:
                 self.messages_sent += 1
             except Exception:  # a closed comm must not break the run
                 log.debug("widget delta not sent", exc_info=True)
-        if ended:
-            snapshot = dict(self.widget.snapshot)
-            for name in ended:
-                snapshot[name] = self._state(name)
-            self.widget.snapshot = snapshot
+        # The snapshot trait (for views opened later) carries every pane's full text, so it is
+        # refreshed at most once a second while streams end, and always at the end of the run.
+        self._snapshot_due |= bool(ended)
+        if self._snapshot_due and now - self._last_snapshot >= 1.0:
+            self._push_snapshot()
+
+    def _push_snapshot(self) -> None:
+        self._snapshot_due = False
+        self._last_snapshot = time.monotonic()
+        self.widget.snapshot = {name: self._state(name) for name in self._panes}
+
+    @staticmethod
+    def _final(pane: _Pane) -> dict[str, Any]:
+        """A pane's full state as an idempotent delta (offsets 0): sent once, when it ends."""
+        final: dict[str, Any] = {"text": [0, "".join(pane.text)], "status": pane.status, "error": pane.error}
+        if pane.reasoning:
+            final["reasoning"] = [0, "".join(pane.reasoning)]
+        for field in ("tool_calls", "results", "analysis"):
+            items = getattr(pane, field)
+            if items:
+                final[field] = [0, list(items)]
+        return final
 
     def _delta(self, pane: _Pane) -> dict[str, Any]:
         delta: dict[str, Any] = {}

@@ -55,14 +55,16 @@ def test_deltas_rebuild_exactly_the_final_text_and_never_exceed_30_per_second() 
         assert msg["v"] == 1 and msg["type"] == "delta"
         seqs.append(msg["seq"])
         for pane, delta in msg["panes"].items():
-            if "text" in delta:
-                offset, text = delta["text"]
-                assert offset == len(rebuilt[pane]), "offsets must be contiguous"
-                rebuilt[pane] += text
-            if "reasoning" in delta:
-                offset, text = delta["reasoning"]
-                assert offset == len(reasoning[pane])
-                reasoning[pane] += text
+            ended = delta.get("status") in ("done", "failed", "cancelled")
+            for field, held in (("text", rebuilt), ("reasoning", reasoning)):
+                if field not in delta:
+                    continue
+                offset, text = delta[field]
+                if ended:  # the final full state: offset 0, the whole text
+                    assert offset == 0 and text.startswith(held[pane])
+                else:
+                    assert offset == len(held[pane]), "offsets must be contiguous while streaming"
+                held[pane] += text[len(held[pane]) - offset:]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     assert rebuilt == grid.texts
     assert reasoning[models[1]] == grid.reasoning[models[1]]
@@ -76,8 +78,13 @@ def test_deltas_rebuild_exactly_the_final_text_and_never_exceed_30_per_second() 
 def test_the_last_delta_is_never_dropped_even_when_the_stream_ends_between_flushes() -> None:
     for _ in range(5):
         grid, widget, _ = run_with_widget(["sim/instant?tokens=500"])
-        text = "".join(d["text"][1] for _, m in widget.sent for d in m["panes"].values() if "text" in d)
-        assert text == grid.texts["sim/instant?tokens=500"]
+        held = ""
+        for _, m in widget.sent:
+            for d in m["panes"].values():
+                if "text" in d:
+                    offset, text = d["text"]
+                    held += text[len(held) - offset:]
+        assert held == grid.texts["sim/instant?tokens=500"]
 
 
 def test_failed_pane_shows_its_error_and_keeps_partial_text() -> None:
