@@ -42,7 +42,13 @@ class RunOptions:
     backoff_base: float = 0.5
     backoff_max: float = 8.0
     resume: bool = False
-    resume_attempts: int = 2
+    #: Continuations allowed per stream; None: the same budget as ``retries``.
+    resume_attempts: int | None = None
+
+    @property
+    def resume_budget(self) -> int:
+        """How many times one stream may be resumed."""
+        return self.retries if self.resume_attempts is None else self.resume_attempts
 
 
 class Sink(Protocol):
@@ -262,7 +268,7 @@ class Multiplexer:
             except ProviderError as exc:
                 failure = exc
             except asyncio.CancelledError:
-                if not self._resumable_stall(slot, resumes):
+                if not self._stalled(slot):
                     raise
                 task = asyncio.current_task()
                 if task is not None and hasattr(task, "uncancel"):
@@ -273,7 +279,7 @@ class Multiplexer:
                 slot.in_request = False
                 self._record_request(slot, facts)
             if slot.got_content:
-                if not (opts.resume and resumes < opts.resume_attempts and failure.retryable
+                if not (opts.resume and resumes < opts.resume_budget and failure.retryable
                         and not slot.stop_requested):
                     self._fail(slot, failure)
                     return
@@ -285,6 +291,8 @@ class Multiplexer:
                                  fatal=False, error_type="resumed"))
                 slot.ctx.keep_origin = True
                 prompt = self.prompt.continued(partial)
+                if failure.retry_after is not None or resumes > 1:  # the server asked to wait, or it keeps failing
+                    await asyncio.sleep(min(opts.backoff_max, failure.retry_after or opts.backoff_base * 2 ** (resumes - 2)))
                 continue
             delay = self._retry_delay(slot, failure, attempt)
             if delay is None:
@@ -297,11 +305,12 @@ class Multiplexer:
             await asyncio.sleep(delay)
             attempt += 1
 
-    def _resumable_stall(self, slot: _Slot, resumes: int) -> bool:
-        """A stall (not a total or first-token timeout, not a user stop) that resume may repair."""
-        reason = slot.timeout_reason or ""
-        return (self.options.resume and reason.startswith("stalled") and slot.got_content
-                and not slot.stop_requested and not self.cancelled and resumes < self.options.resume_attempts)
+    def _stalled(self, slot: _Slot) -> bool:
+        """True when the watchdog stopped this stream for a stall (not a total or first-token
+        timeout, not a user stop): like a reset, it may be retried before the first token and
+        resumed after it."""
+        return ((slot.timeout_reason or "").startswith("stalled") and not slot.stop_requested
+                and not self.cancelled)
 
     async def _consume(self, slot: _Slot, prompt: Prompt) -> None:
         """Stream one request of ``slot``, dispatching its events; raises ProviderError on failure."""
