@@ -104,7 +104,7 @@ def _extra_panes(models: list[Source], brave: bool | Brave | None,
             brave = Brave(synthesis_model=synth)
         extra.append(brave)
     if synthesize:
-        extra.append(MasterSynthesis(synthesize))
+        extra.append(synthesize if isinstance(synthesize, MasterSynthesis) else MasterSynthesis(synthesize))
     for src in extra:
         src.validate()
     return extra

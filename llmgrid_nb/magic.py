@@ -116,6 +116,8 @@ class LLMGridMagics(Magics):
     @argument("--brave", action="store_true",
               help="add the Brave Search knowledge aggregator pane (simulated without BRAVE_API_KEY)")
     @argument("--synthesize", metavar="MODEL", help="add the master view: MODEL reconciles the answers")
+    @argument("--synthesize-each", action="store_true",
+              help="with --synthesize: add a reconciling section as each pane finishes, not only at the end")
     @argument("--background", action="store_true", help="return at once; the Stop button stays live")
     @argument("--no-widget", action="store_true", help="plain text output (terminals, exports)")
     @argument("-o", "--out", metavar="NAME", help="also bind the Grid to this variable (always: _llmgrid)")
@@ -139,8 +141,12 @@ class LLMGridMagics(Magics):
             options: dict[str, Any] = {"params": parse_params(args.param)}
             if args.brave:
                 options["brave"] = True
+            if args.synthesize_each and not args.synthesize:
+                raise UsageError("--synthesize-each goes with --synthesize MODEL")
             if args.synthesize:
-                options["synthesize"] = args.synthesize
+                from .sources.master import MasterSynthesis
+
+                options["synthesize"] = MasterSynthesis(args.synthesize, incremental=args.synthesize_each)
             for key in ("system", "temperature", "max_tokens", "timeout"):
                 if getattr(args, key) is not None:
                     options[key] = getattr(args, key)

@@ -74,11 +74,25 @@ class PeerView:
         if tasks:
             await asyncio.wait(tasks)
 
-    def answers(self) -> list[tuple[str, str, str, str | None]]:
-        """(name, status, text, error) of every other stream, in pane order."""
+    async def wait_next(self, seen: set[str]) -> set[str]:
+        """Wait until some stream not in ``seen`` has ended; return the names of all ended ones."""
+        pending = [s.task for n, s in self._mux.slots.items()
+                   if n != self._exclude and n not in seen and s.task is not None and not s.task.done()]
+        if pending:
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        return {n for n, s in self._mux.slots.items()
+                if n != self._exclude and (s.task is None or s.task.done())}
+
+    @property
+    def names(self) -> list[str]:
+        """The other streams' names, in pane order."""
+        return [n for n in self._mux.slots if n != self._exclude]
+
+    def answers(self, only: set[str] | None = None) -> list[tuple[str, str, str, str | None]]:
+        """(name, status, text, error) of every other stream (or those in ``only``), in pane order."""
         out = []
         for name, slot in self._mux.slots.items():
-            if name != self._exclude:
+            if name != self._exclude and (only is None or name in only):
                 facts = self._mux.recorder.streams[name]
                 out.append((name, slot.status, "".join(slot.text), facts.error))
         return out

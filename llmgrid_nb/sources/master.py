@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from ..errors import ProviderError
-from ..events import Event, Status
+from ..events import Event, FinalSynthesis, Status
 from .base import Prompt, Source, StreamContext
 from .synthesis import stream_synthesis
 
@@ -37,11 +37,12 @@ class MasterSynthesis:
     route = "master"
     waits_for_peers = True
 
-    def __init__(self, model: str | Source, *, name: str = "master") -> None:
+    def __init__(self, model: str | Source, *, incremental: bool = False, name: str = "master") -> None:
         from .resolve import resolve_source
 
         self.synthesizer = resolve_source(model)
         self.model = self.synthesizer.model
+        self.incremental = incremental
         self.name = name
 
     def __repr__(self) -> str:
@@ -61,15 +62,41 @@ class MasterSynthesis:
             await self.synthesizer.prepare()
 
     async def stream(self, prompt: Prompt, ctx: StreamContext) -> AsyncIterator[Event]:
-        """Wait for the other panes, then stream the synthesis as FinalSynthesis events."""
+        """Wait for the other panes, then stream the synthesis as FinalSynthesis events.
+
+        With ``incremental=True`` a section is streamed each time another pane finishes,
+        reconciling the answers so far; the last section covers them all. Latencies count from
+        the first synthesis request.
+        """
         if ctx.peers is None:
             raise ProviderError("the master view needs the other panes of its run", kind="config")
         yield Status(ctx.name, ctx.now(), "waiting", "waiting for the other panes to finish")
-        await ctx.peers.wait()
-        answers = ctx.peers.answers()
+        if not self.incremental:
+            await ctx.peers.wait()
+            async for ev in self._section(prompt, ctx, ctx.peers.answers()):
+                yield ev
+            return
+        seen: set[str] = set()
+        total = len(ctx.peers.names)
+        while len(seen) < total:
+            ended = await ctx.peers.wait_next(seen)
+            seen |= ended
+            answers = ctx.peers.answers(seen)
+            if not any(text for _, _, text, _ in answers):
+                continue
+            if ctx.t_request is not None:  # a later section: headed, and timed from the first request
+                ctx.keep_origin = True
+                heading = "With all answers" if len(seen) == total else f"After {len(seen)} of {total} answers"
+                yield FinalSynthesis(ctx.name, ctx.now(), f"\n\n### {heading}\n\n")
+            async for ev in self._section(prompt, ctx, answers, last=len(seen) == total):
+                yield ev
+
+    async def _section(self, prompt: Prompt, ctx: StreamContext, answers: list[tuple[str, str, str, str | None]],
+                       *, last: bool = True) -> AsyncIterator[Event]:
         if not any(text for _, _, text, _ in answers):
             raise ProviderError("no pane produced any text to synthesise", kind="empty")
         ask = Prompt(master_prompt(prompt.text, answers), system=MASTER_SYSTEM,
                      temperature=prompt.temperature, max_tokens=prompt.max_tokens)
         async for ev in stream_synthesis(self.synthesizer, ask, ctx):
-            yield ev
+            if ev.kind != "done" or last:
+                yield ev

@@ -150,3 +150,17 @@ def test_one_real_brave_query() -> None:  # pragma: no cover - needs a key and t
     response = _search("https://api.search.brave.com", "server-sent events reconnect",
                        key=os.environ.get("BRAVE_API_KEY") or os.environ["BRAVE_SEARCH_API_KEY"])
     assert response.results and response.results[0].url.startswith("http")
+
+
+def test_incremental_master_adds_a_section_as_each_pane_finishes() -> None:
+    models = ["sim/fast?tokens=10", "sim/steady?tokens=20&rate=100", "sim/steady?tokens=10&rate=8&ttft=0.1"]
+    master = lg.MasterSynthesis("sim/fast?tokens=30&rate=600", incremental=True)
+    grid = lg.run("How do SSE reconnects work?", models, synthesize=master)
+    text = grid.texts["master"]
+    assert text.count("### After ") == 1 and text.count("### With all answers") == 1
+    ends = sorted(e.t_s for e in grid.events if e.source != "master" and e.kind == "status"
+                  and e.state in ("done", "failed", "cancelled"))
+    first_token = next(e.t_s for e in grid.events if e.source == "master" and isinstance(e, FinalSynthesis))
+    assert ends[0] < first_token < ends[-1], "the first section starts before the last pane ends"
+    row = grid.summary.set_index("source").loc["master"]
+    assert row.status == "done" and row.ttft_s > 0 and row.e2e_s > row.ttft_s
