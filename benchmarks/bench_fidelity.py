@@ -28,18 +28,6 @@ from llmgrid_nb.widget import GridWidget, WidgetSink
 PROMPT = "How do SSE reconnects work?"
 
 
-async def _raw(base: str, model: str) -> int:
-    n = 0
-    body = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "stream": True}
-    async with httpx.AsyncClient(timeout=None) as client:
-        async with client.stream("POST", base + "/chat/completions", json=body) as resp:
-            async for line in resp.aiter_lines():
-                if line.startswith("data: ") and line != "data: [DONE]":
-                    obj = json.loads(line[6:])
-                    n += bool(obj.get("choices") and obj["choices"][0]["delta"].get("content"))
-    return n
-
-
 async def _raw_many(bases: list[str], models: list[str]) -> int:
     async with httpx.AsyncClient(timeout=None, limits=httpx.Limits(max_connections=None)) as client:
         async def one(base: str, model: str) -> int:
@@ -65,9 +53,9 @@ def raw_same_workload(sims: list, streams: int, rate: float, tokens: int) -> flo
 
 
 def raw_cpu_per_k(base: str) -> float:
-    asyncio.run(_raw(base, "instant?tokens=2000"))
+    asyncio.run(_raw_many([base], ["instant?tokens=2000"]))
     c = time.process_time()
-    n = asyncio.run(_raw(base, "instant?tokens=20000"))
+    n = asyncio.run(_raw_many([base], ["instant?tokens=20000"]))
     return (time.process_time() - c) / n * 1e6
 
 

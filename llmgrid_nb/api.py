@@ -181,20 +181,18 @@ def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: 
         grid_widget = GridWidget()
         all_sinks.append(WidgetSink(grid_widget, stoppable=stoppable))
     mux = Multiplexer(uuid.uuid4().hex[:12], p, sources, options, engine.pool, all_sinks)
-    grid_box: list[Grid] = []
     log_path = current_log()
+    grid = Grid(mux, engine, None)
 
     async def _main() -> None:
         try:
             await mux.run()
         finally:
-            if grid_box and record:
-                record_run(grid_box[0])
+            if record:
+                record_run(grid)
                 if log_path is not None:
-                    asyncio.get_running_loop().run_in_executor(None, _persist, grid_box[0], log_path)
+                    asyncio.get_running_loop().run_in_executor(None, _persist, grid, log_path)
 
-    grid = Grid(mux, engine, None)
-    grid_box.append(grid)
     if grid_widget is not None:
         from IPython.display import display
 

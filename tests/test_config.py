@@ -13,7 +13,8 @@ from llmgrid_nb.config import ollama_base_url
 def test_dotenv_sets_keys_without_overriding_and_never_returns_values(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     env = tmp_path / "keys.env"
-    env.write_text("# keys\nexport DOTENV_A=sk-aaaaaaaaaaaaaaaaaaaa\nDOTENV_B='quoted value'\n"
+    fake = "fake-" + "a" * 20
+    env.write_text(f"# keys\nexport DOTENV_A={fake}\nDOTENV_B='quoted value'\n"
                    "DOTENV_C=plain # comment\nDOTENV_KEEP=from-file\n")
     monkeypatch.setenv("DOTENV_KEEP", "from-env")
     for name in ("DOTENV_A", "DOTENV_B", "DOTENV_C"):
@@ -22,7 +23,7 @@ def test_dotenv_sets_keys_without_overriding_and_never_returns_values(tmp_path: 
     assert names == ["DOTENV_A", "DOTENV_B", "DOTENV_C"]
     import os
 
-    assert os.environ["DOTENV_A"] == "sk-aaaaaaaaaaaaaaaaaaaa" and os.environ["DOTENV_B"] == "quoted value"
+    assert os.environ["DOTENV_A"] == fake and os.environ["DOTENV_B"] == "quoted value"
     assert os.environ["DOTENV_C"] == "plain" and os.environ["DOTENV_KEEP"] == "from-env"
 
 
