@@ -172,7 +172,10 @@ def test_send_log_matches_chunks_and_schedule(client: httpx.Client) -> None:
     assert all(a <= b for a, b in zip(times, times[1:]))
     offsets = schedule(parse_model(model).profile, 30, 5)
     actual = [t - log["t_request"] for t in times[1:31]]
-    assert all(-0.001 <= a - o <= 0.02 for a, o in zip(actual, offsets)), list(zip(actual, offsets))
+    late = sorted(a - o for a, o in zip(actual, offsets))
+    # Every chunk on time within a busy machine's scheduling noise, and typically within 5 ms
+    # (sleeps that accumulated their errors would push the median up chunk after chunk).
+    assert late[0] >= -0.001 and late[-1] <= 0.05 and late[len(late) // 2] <= 0.005, list(zip(actual, offsets))
 
 
 def test_send_times_are_comparable_with_client_monotonic_clock(client: httpx.Client) -> None:
