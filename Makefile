@@ -18,8 +18,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml js/package.json js/package-lock
 
 setup: $(VENV)/.installed
 
+# Jupyter refuses to run as root unless told to (containers and CI machines often are root).
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 demo: setup
-	$(BIN)/jupyter lab notebooks/01_quickstart.ipynb
+	$(BIN)/jupyter lab $(ALLOW_ROOT) notebooks/01_quickstart.ipynb
 
 test: setup test-js test-python test-notebooks
 
