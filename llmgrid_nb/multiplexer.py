@@ -275,10 +275,8 @@ class Multiplexer:
             try:
                 slot.in_request = True
                 await self._consume(slot, prompt)
-                slot.in_request = False
-                self._record_request(slot, facts)
                 self._status(slot, "done")
-                return
+                return  # the finally below records the request's timings
             except ProviderError as exc:
                 failure = exc
             except asyncio.CancelledError:

@@ -223,8 +223,6 @@ class LiteLLM:
         except ProviderError:
             raise
         except Exception as exc:  # litellm raises its own and its providers' exception types
-            if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
-                raise
             raise _translate(exc, litellm, key) from None
         for ev in parser.finish(ctx.now(), saw_done=True):
             yield ev
