@@ -17,6 +17,7 @@
 // in a settled block stays literal when `[ref]: url` arrives later.
 
 import { Marked } from "marked";
+import { morphChildren } from "./morph.js";
 import { sanitizeMarkdownHtml } from "./sanitize.js";
 
 /** @typedef {import("marked").Token} Token */
@@ -223,11 +224,12 @@ export class IncrementalMarkdown {
 
     let changed = false;
     if (settled.count > 0) {
-      const html = marked.parser(tokens.slice(0, settled.count));
-      this.#removeTail();
+      // The newly settled blocks were the start of the tail shown so far: patch them in place.
+      const fragment = sanitizeMarkdownHtml(marked.parser(tokens.slice(0, settled.count)));
+      const count = fragment.childNodes.length;
+      morphChildren(this.container, fragment, this.settledNodeCount, false);
+      this.settledNodeCount += count;
       this.fence = null;
-      this.container.appendChild(sanitizeMarkdownHtml(html));
-      this.settledNodeCount = this.container.childNodes.length;
       this.settledText = text.slice(0, this.settledText.length + settled.length);
       this.tailHtml = null;
       changed = true;
@@ -236,8 +238,7 @@ export class IncrementalMarkdown {
     }
     const tailHtml = marked.parser(settled.count > 0 ? tokens.slice(settled.count) : tokens);
     if (tailHtml !== this.tailHtml) {
-      this.#removeTail();
-      this.container.appendChild(sanitizeMarkdownHtml(tailHtml));
+      morphChildren(this.container, sanitizeMarkdownHtml(tailHtml), this.settledNodeCount);
       this.tailHtml = tailHtml;
       changed = true;
     }
