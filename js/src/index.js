@@ -22,6 +22,8 @@ import { createFrameScheduler } from "./throttle.js";
  *   cancelFrame?: (handle: number) => void,
  *   now?: () => number,
  *   tickMs?: number,
+ *   frameBudgetMs?: number,
+ *   budgetClock?: () => number,
  * }} RenderOptions
  */
 
@@ -41,8 +43,13 @@ export function renderGrid({ model, el }, options = {}) {
   const view = new GridView(el, {
     now,
     onStop: (paneId) => model.send(stopMessage(paneId)),
+    frameBudgetMs: options.frameBudgetMs,
+    budgetClock: options.budgetClock,
   });
-  const scheduler = createFrameScheduler(() => view.flush(store), options);
+  /** @type {import("./throttle.js").FrameScheduler} */
+  const scheduler = createFrameScheduler(() => {
+    if (view.flush(store)) scheduler.schedule();
+  }, options);
 
   // A snapshot may be synced together with a new run; handle the run first so the snapshot is
   // applied to the new run's (empty) state rather than compared with the previous run's seqs.
@@ -82,7 +89,7 @@ export function renderGrid({ model, el }, options = {}) {
   store.setPanes(model.get("panes"));
   store.setRun(model.get("run"));
   store.setSnapshot(model.get("snapshot"));
-  view.flush(store);
+  if (view.flush(store)) scheduler.schedule();
 
   model.on("change:panes", onPanes);
   model.on("change:snapshot", onSnapshot);

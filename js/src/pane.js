@@ -368,7 +368,17 @@ export class PaneView {
 
   /** Keep the newest output in view unless the user scrolled up. */
   scrollToBottom() {
-    if (this.stickToBottom) this.body.scrollTop = this.body.scrollHeight;
+    this.scrollTo(this.bottomScrollTop());
+  }
+
+  /** The scroll position that shows the newest output, or null when the user scrolled up. */
+  bottomScrollTop() {
+    return this.stickToBottom ? this.body.scrollHeight : null;
+  }
+
+  /** @param {number | null} top */
+  scrollTo(top) {
+    if (top !== null && this.body.scrollTop !== top) this.body.scrollTop = top;
   }
 
   destroy() {

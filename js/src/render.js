@@ -10,6 +10,13 @@ import { paneState } from "./state.js";
  * @typedef {import("./state.js").Store} Store
  */
 
+/**
+ * Milliseconds of pane writes per animation frame before the rest waits for the next frame.
+ * Measured (benchmarks/bench_render.py): a pane update costs about 0.5-1 ms, so 8 panes fit in
+ * one frame and 30 take a few, while a frame never grows into a long task however many panes.
+ */
+export const FRAME_BUDGET_MS = 8;
+
 /** @param {number} seconds */
 export function formatElapsed(seconds) {
   if (!(seconds >= 0)) return "0.0 s";
@@ -38,11 +45,19 @@ export function liveElapsed(run, receivedAt, now) {
 export class GridView {
   /**
    * @param {HTMLElement} host
-   * @param {{onStop: (paneId: string | null) => void, now?: () => number}} options
+   * @param {{
+   *   onStop: (paneId: string | null) => void, now?: () => number,
+   *   frameBudgetMs?: number, budgetClock?: () => number,
+   * }} options
    */
   constructor(host, options) {
     this.onStop = options.onStop;
     this.now = options.now ?? (() => Date.now());
+    this.frameBudgetMs = options.frameBudgetMs ?? FRAME_BUDGET_MS;
+    this.budgetClock = options.budgetClock ?? (() => performance.now());
+    /** Dirty panes not written yet, in the order they will be (insertion order). */
+    /** @type {Set<string>} */
+    this.deferred = new Set();
     /** @type {Map<string, PaneView>} */
     this.views = new Map();
     this.runReceivedAt = this.now();
@@ -142,10 +157,14 @@ export class GridView {
   }
 
   /**
-   * Write everything the store marked dirty. Reads no layout until all writes are done.
+   * Write what the store marked dirty, within the frame budget: once the budget is spent the
+   * remaining panes wait for the next frame (first in line then, so every pane keeps moving).
+   * Reads no layout until all writes are done. Returns whether panes are left for another frame.
    * @param {Store} store
+   * @returns {boolean}
    */
   flush(store) {
+    const started = this.budgetClock();
     const dirty = store.takeDirty();
     const state = store.state;
     if (dirty.layout) {
@@ -153,15 +172,24 @@ export class GridView {
       for (const id of this.views.keys()) dirty.panes.add(id);
     }
     if (dirty.run) this.#updateRun(state.run);
+    for (const id of dirty.panes) this.deferred.add(id);
     /** @type {PaneView[]} */
     const grown = [];
-    for (const id of dirty.panes) {
+    let written = 0;
+    for (const id of this.deferred) {
+      if (written > 0 && this.budgetClock() - started > this.frameBudgetMs) break;
+      this.deferred.delete(id);
+      written += 1;
       const view = this.views.get(id);
       if (!view) continue;
       if (view.update(paneState(state, id))) grown.push(view);
     }
-    for (const view of grown) view.scrollToBottom();
     this.tick(store);
+    // All writes are done: read every height (one layout for the whole flush), then scroll.
+    // Writing between reads would force a layout per pane.
+    const heights = grown.map((view) => view.bottomScrollTop());
+    grown.forEach((view, i) => view.scrollTo(heights[i]));
+    return this.deferred.size > 0;
   }
 
   /**

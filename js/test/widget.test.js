@@ -20,7 +20,7 @@ let mounted = [];
 
 /**
  * @param {Record<string, unknown>} traits
- * @param {{tickMs?: number}} [opts]
+ * @param {{tickMs?: number, frameBudgetMs?: number, budgetClock?: () => number}} [opts]
  */
 function mount(traits, opts = {}) {
   const model = new FakeModel(traits);
@@ -33,6 +33,9 @@ function mount(traits, opts = {}) {
     cancelFrame: frames.cancelFrame,
     now: () => clock.t,
     tickMs: opts.tickMs ?? 1e9,
+    // Tests decide frames by hand: no real-time budget unless a test sets one.
+    frameBudgetMs: opts.frameBudgetMs ?? Infinity,
+    budgetClock: opts.budgetClock,
   });
   const m = { model, el, frames, clock, cleanup };
   mounted.push(m);
@@ -134,6 +137,30 @@ describe("render", () => {
     const text = parts.join("");
     expect(paneEl(el, "a").dataset.textLength).toBe(String(text.length));
     expect(inPane(el, "a", ".llmgrid-pane-text").innerHTML).toBe(fullHtml(text));
+  });
+
+  it("spreads panes over frames once a frame's budget is spent, oldest first, losing nothing", () => {
+    let t = 0;
+    const panes = ["a", "b", "c"].map((id) => ({ id, name: id.toUpperCase() }));
+    const { el, model, frames } = mount(
+      { panes, snapshot: {}, run: { run_id: "r", status: "running" } },
+      { frameBudgetMs: 8, budgetClock: () => (t += 5) - 5 }, // each pane write "takes" 5 ms
+    );
+    frames.run();
+    const delta = (/** @type {number} */ seq, /** @type {number} */ at, /** @type {string} */ s) =>
+      model.message({ v: 1, type: "delta", seq, panes: Object.fromEntries(["a", "b", "c"].map((id) => [id, { text: [at, s], status: "streaming" }])) });
+    delta(1, 0, "one ");
+    frames.run();
+    // a and b fit in the budget; c waits for the next frame, which is already requested.
+    expect(["a", "b", "c"].map((id) => paneEl(el, id).dataset.textLength)).toEqual(["4", "4", "0"]);
+    expect(frames.pending.size).toBe(1);
+    delta(2, 4, "two");
+    frames.run();
+    // c goes first now; then a, and b waits in turn.
+    expect(["a", "b", "c"].map((id) => paneEl(el, id).dataset.textLength)).toEqual(["7", "4", "7"]);
+    frames.run();
+    for (const id of ["a", "b", "c"]) expect(inPane(el, id, ".llmgrid-pane-text").innerHTML).toBe(fullHtml("one two"));
+    expect(frames.pending.size).toBe(0);
   });
 
   it("keeps settled blocks' DOM nodes across flushes instead of rebuilding the pane", () => {
