@@ -7,6 +7,11 @@ injected before the page loads), and how long after the last token reached the k
 pane's final text is in the DOM. Not a test: it prints figures, not verdicts.
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_browser.py [--panes 8] [--rate 200] [--seconds 20]
+
+To see what a long task was made of: ``--trace`` records a Chrome trace and breaks every task
+over 50 ms into what ran in it (the widget's frame, style, layout, paint, garbage collection);
+``--profile`` samples the page's JavaScript. Both slow the page down; the figures of record
+come from a run without them.
 """
 
 from __future__ import annotations
@@ -54,6 +59,11 @@ new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
     const widget = e.scripts.filter((s) => (s.sourceURL || '').startsWith('blob:'));
     window.__loaf.push({ start: e.startTime, duration: e.duration,
+      render_ms: e.renderStart ? e.startTime + e.duration - e.renderStart : 0,
+      layout_ms: e.styleAndLayoutStart ? e.startTime + e.duration - e.styleAndLayoutStart : 0,
+      scripts: e.scripts.map((s) => ({ invoker: `${s.invokerType}:${s.invoker}`,
+        src: (s.sourceURL || '').split('/').pop().slice(0, 30), fn: s.sourceFunctionName,
+        ms: Math.round(s.duration), forced_ms: Math.round(s.forcedStyleAndLayoutDuration) })),
       widget_ms: widget.reduce((a, s) => a + s.duration, 0),
       widget_layout_ms: widget.reduce((a, s) => a + s.forcedStyleAndLayoutDuration, 0) });
   }
@@ -117,7 +127,49 @@ def cpu_snapshot() -> dict[str, float]:
     return out
 
 
-def measure(panes: int, rate: float, seconds: float, prompt: str) -> dict[str, Any]:
+def profile_summary(profile: dict[str, Any], top: int = 15) -> list[tuple[str, float]]:
+    """Self time (ms) per function from a CDP CPU profile, largest first."""
+    nodes = {n["id"]: n for n in profile["nodes"]}
+    self_us: dict[int, float] = {}
+    for node_id, dt in zip(profile["samples"], profile["timeDeltas"]):
+        self_us[node_id] = self_us.get(node_id, 0.0) + dt
+    by_name: dict[str, float] = {}
+    for node_id, us in self_us.items():
+        frame = nodes[node_id]["callFrame"]
+        url = frame["url"]
+        where = "widget" if url.startswith("blob:") else (url.rsplit("/", 1)[-1][:40] or "native")
+        name = f"{frame['functionName'] or '(anonymous)'} [{where}:{frame['lineNumber']}]"
+        by_name[name] = by_name.get(name, 0.0) + us / 1000
+    return sorted(by_name.items(), key=lambda kv: -kv[1])[:top]
+
+
+def long_task_breakdown(events: list[dict[str, Any]], over_ms: float = 50.0) -> list[dict[str, Any]]:
+    """For every renderer main-thread task over ``over_ms`` in a Chrome trace: what ran in it.
+
+    Sums the durations of the trace events nested in the task by name (function calls, animation
+    frames, style, layout, paint, garbage collection), largest first."""
+    tasks = [e for e in events if e.get("name") == "RunTask" and e.get("ph") == "X"
+             and e.get("dur", 0) > over_ms * 1000]
+    out = []
+    for task in tasks:
+        start, end = task["ts"], task["ts"] + task["dur"]
+        inside: dict[str, float] = {}
+        for e in events:
+            if (e.get("ph") == "X" and e is not task and e.get("tid") == task["tid"]
+                    and e.get("pid") == task["pid"] and start <= e["ts"] < end):
+                name = e["name"]
+                data = e.get("args", {}).get("data", {})
+                if name in ("FunctionCall", "EventDispatch") and data:
+                    where = data.get("url", "") or data.get("type", "")
+                    name = f"{name} {'widget' if where.startswith('blob:') else where.rsplit('/', 1)[-1][:30]}"
+                inside[name] = inside.get(name, 0.0) + e["dur"] / 1000
+        out.append({"ms": round(task["dur"] / 1000, 1), "ts_ms": task["ts"] / 1000,
+                    "inside": sorted(((k, round(v, 1)) for k, v in inside.items()), key=lambda kv: -kv[1])[:14]})
+    return out
+
+
+def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool = False,
+            trace: bool = False) -> dict[str, Any]:
     tokens = int(rate * seconds)
     models = [f"sim/steady?rate={rate:g}&tokens={tokens}&jitter=0&seed={i}" for i in range(panes)]
     cells = {
@@ -163,6 +215,18 @@ def measure(panes: int, rate: float, seconds: float, prompt: str) -> dict[str, A
                 nb = LabNotebook(page, lab, "bench.ipynb", cells).open()
                 nb.run("setup", timeout=90)
                 page.evaluate("window.__lg.reset()")
+                if profile:
+                    cdp.send("Profiler.enable")
+                    cdp.send("Profiler.setSamplingInterval", {"interval": 200})
+                    cdp.send("Profiler.start")
+                trace_events: list[dict[str, Any]] = []
+                trace_done: list[bool] = []
+                if trace:
+                    cdp.on("Tracing.dataCollected", lambda p: trace_events.extend(p["value"]))
+                    cdp.on("Tracing.tracingComplete", lambda p: trace_done.append(True))
+                    cdp.send("Tracing.start", {"categories": "devtools.timeline,v8,blink.user_timing,"
+                                               "disabled-by-default-devtools.timeline",
+                                               "transferMode": "ReportEvents"})
                 t_press = page.evaluate("performance.now()")
                 cpu_before, wall_before = cpu_snapshot(), time.monotonic()
                 nb.run("run", wait=False)
@@ -171,6 +235,11 @@ def measure(panes: int, rate: float, seconds: float, prompt: str) -> dict[str, A
                     page.wait_for_timeout(100)  # keeps Playwright's websocket events flowing in
                 cpu_after, wall_after = cpu_snapshot(), time.monotonic()
                 nb.wait_finished("run", timeout=5)
+                cpu_profile = cdp.send("Profiler.stop")["profile"] if profile else None
+                if trace:
+                    cdp.send("Tracing.end")
+                    while not trace_done:
+                        page.wait_for_timeout(100)
                 page.wait_for_timeout(500)  # let the last frames and mutations land
                 nb.run("dump")
                 kernel = nb.read_json("bench.json")
@@ -226,12 +295,19 @@ def measure(panes: int, rate: float, seconds: float, prompt: str) -> dict[str, A
         "longtask_max_ms": max(during, default=0.0),
         "longtask_total_ms": sum(during),
         "long_frames": len(frames_during),
+        # When each happened, in ms after the first pane started streaming, to tell start-up,
+        # steady state and the end apart.
+        "longtasks_at_ms": [(round(t["start"] - t_stream), round(t["duration"])) for t in longtasks
+                            if t_stream <= t["start"] <= t_end],
+        "long_frames_detail": [{**f, "start": round(f["start"] - t_stream)} for f in frames_during],
         "long_frames_widget_ms": sum(f["widget_ms"] for f in frames_during),
         "long_frames_widget_layout_ms": sum(f["widget_layout_ms"] for f in frames_during),
         "startup_longtasks": len(startup),
         "startup_longtask_max_ms": max(startup, default=0.0),
         "final_visible_ms": final_ms,
         "panes_complete": len(visible),
+        "profile_top_self_ms": profile_summary(cpu_profile) if cpu_profile else [],
+        "trace_long_tasks": long_task_breakdown(trace_events) if trace else [],
         "cpu_percent": {role: 100 * (cpu_after.get(role, 0.0) - t) / elapsed for role, t in cpu_before.items()},
     }
 
@@ -242,9 +318,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="tokens/s per pane")
     parser.add_argument("--seconds", type=float, default=20.0, help="stream length per pane")
     parser.add_argument("--prompt", default="Explain SSE")
+    parser.add_argument("--profile", action="store_true", help="also sample the page's JS (adds overhead)")
+    parser.add_argument("--trace", action="store_true", help="record a Chrome trace and break down long tasks")
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    r = measure(args.panes, args.rate, args.seconds, args.prompt)
+    r = measure(args.panes, args.rate, args.seconds, args.prompt, args.profile, args.trace)
     r["load_average_before"] = load
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "bench_browser.json").write_text(json.dumps(r, indent=2))
@@ -269,6 +347,11 @@ def main() -> None:
           f"Shift+Enter and the first streaming pane; CPU during the run (% of one core): {cpu}; "
           f"{os.cpu_count()} cores, load average {load:.1f} before the run (other work on the machine "
           "shows up as long tasks).")
+    for name, ms in r["profile_top_self_ms"]:
+        print(f"  self {ms:7.1f} ms  {name}")
+    for task in r["trace_long_tasks"]:
+        print(f"  traced task {task['ms']} ms: " + ", ".join(f"{k} {v}" for k, v in task["inside"]))
+    print(f"Long tasks at (ms after streaming began, duration): {r['longtasks_at_ms']}")
     print(f"Command: `{command.strip()}` (Chromium: {CHROMIUM}). "
           "Figures and a screenshot: test-artifacts/bench_browser.{json,png}.")
 
