@@ -227,6 +227,7 @@ def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool 
                     cdp.send("Tracing.start", {"categories": "devtools.timeline,v8,blink.user_timing,"
                                                "disabled-by-default-devtools.timeline",
                                                "transferMode": "ReportEvents"})
+                heap_before = page.evaluate("performance.memory ? performance.memory.usedJSHeapSize : 0")
                 t_press = page.evaluate("performance.now()")
                 cpu_before, wall_before = cpu_snapshot(), time.monotonic()
                 nb.run("run", wait=False)
@@ -235,6 +236,7 @@ def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool 
                     page.wait_for_timeout(100)  # keeps Playwright's websocket events flowing in
                 cpu_after, wall_after = cpu_snapshot(), time.monotonic()
                 nb.wait_finished("run", timeout=5)
+                heap_after = page.evaluate("performance.memory ? performance.memory.usedJSHeapSize : 0")
                 cpu_profile = cdp.send("Profiler.stop")["profile"] if profile else None
                 if trace:
                     cdp.send("Tracing.end")
@@ -305,6 +307,7 @@ def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool 
         "startup_longtasks": len(startup),
         "startup_longtask_max_ms": max(startup, default=0.0),
         "final_visible_ms": final_ms,
+        "js_heap_mb": [round(heap_before / 2**20, 1), round(heap_after / 2**20, 1)],
         "panes_complete": len(visible),
         "profile_top_self_ms": profile_summary(cpu_profile) if cpu_profile else [],
         "trace_long_tasks": long_task_breakdown(trace_events) if trace else [],
@@ -342,6 +345,7 @@ def main() -> None:
     print(f"\nLong animation frames (> 50 ms) while streaming: {r['long_frames']}; the widget's script ran "
           f"{r['long_frames_widget_ms']:.0f} ms in them, {r['long_frames_widget_layout_ms']:.0f} ms of it "
           "in style and layout it forced.")
+    print(f"Page JS heap (coarse): {r['js_heap_mb'][0]} MB before the run, {r['js_heap_mb'][1]} MB after.")
     cpu = ", ".join(f"{role} {pct:.0f} %" for role, pct in sorted(r["cpu_percent"].items()))
     print(f"Also: {r['startup_longtasks']} long tasks (max {r['startup_longtask_max_ms']:.0f} ms) between "
           f"Shift+Enter and the first streaming pane; CPU during the run (% of one core): {cpu}; "
