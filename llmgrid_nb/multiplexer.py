@@ -52,7 +52,10 @@ class RunOptions:
 
 
 class Sink(Protocol):
-    """Consumes a run's events on the engine loop; keep ``on_event`` cheap."""
+    """Consumes a run's events on the engine loop; keep ``on_event`` cheap.
+
+    A sink that hands work to another thread may also define ``async def drain()``: the run
+    awaits it after ``on_finish``, so that work is done when the run is."""
 
     def on_start(self, mux: Multiplexer) -> None: ...
 
@@ -206,6 +209,13 @@ class Multiplexer:
                     sink.on_finish(self)
                 except Exception:
                     log.exception("sink %r failed at finish", sink)
+            for sink in self.sinks:
+                drain = getattr(sink, "drain", None)
+                if drain is not None:
+                    try:
+                        await drain()
+                    except Exception:
+                        log.exception("sink %r failed to drain", sink)
 
     async def _prepare(self) -> None:
         """Let sources do slow set-up (start the simulator, import litellm) off the clock."""

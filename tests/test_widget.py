@@ -130,3 +130,35 @@ def test_the_widget_ships_the_bundle_source_not_its_path() -> None:
     widget = GridWidget()
     assert "export" in widget._esm and len(widget._esm) > 10_000
     assert ".llmgrid-pane" in widget._css
+
+
+class SlowSendWidget(RecordingWidget):
+    """Each comm message takes 50 ms to go out, and notes which thread sent it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[str] = set()
+
+    def send(self, content: Any, buffers: Any = None) -> None:
+        import threading
+
+        self.threads.add(threading.current_thread().name)
+        time.sleep(0.05)
+        super().send(content, buffers)
+
+
+def test_widget_updates_go_out_in_order_off_the_engine_loop_and_are_all_out_when_the_run_ends() -> None:
+    widget = SlowSendWidget()
+    grid = lg.run("Explain SSE", ["sim/fast?tokens=200&rate=400", "sim/steady?tokens=40"],
+                  sinks=[WidgetSink(widget)], widget=False)
+    assert widget.threads == {"llmgrid-widget-sender"}
+    seqs = [msg["seq"] for _, msg in widget.sent]
+    assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
+    # Everything is out when run() returns, the final run status last of all.
+    assert widget.traffic[-1] == {"trait": "run", "value": widget.run}
+    assert widget.run["status"] == "done"
+    assert {name: state["text"] for name, state in widget.snapshot.items()} == grid.texts
+    # Slow sends did not hold up the streams (2.5 ms apart): sent from the engine loop, every
+    # message would have put a gap of 50 ms or more into them.
+    gaps = grid.chunks[grid.chunks.source == "sim/fast?tokens=200&rate=400"].gap_s.dropna()
+    assert (gaps >= 0.05).sum() <= 1, gaps.describe()
