@@ -96,9 +96,11 @@ def measure_run(sim_urls: list[str], streams: int, rate: float, tokens: int, *, 
     if widget:
         w = GridWidget()
         try:
+            from IPython import get_ipython
             from IPython.display import display
 
-            display(w)  # in a kernel: the comm is opened and every delta crosses iopub
+            if get_ipython() is not None:
+                display(w)  # in a kernel: the comm is opened and every delta crosses iopub
         except ImportError:
             pass
         sinks = [WidgetSink(w)]

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from .errors import ProviderError, StreamTimeout
 from .events import CONTENT_KINDS, Error, Event, Status
+from .gc_pause import frozen_heap
 from .metrics import ChunkRecorder
 from .sources.base import Prompt, Source, StreamContext
 
@@ -178,6 +179,10 @@ class Multiplexer:
     async def run(self) -> None:
         """Prepare every source, start the clock, stream all of them, and finish."""
         await self._prepare()
+        with frozen_heap():  # no full GC pass over the whole kernel's heap mid-stream
+            await self._stream()
+
+    async def _stream(self) -> None:
         self.t0 = time.monotonic()
         self.t0_wall = time.time()
         for slot in self.slots.values():
