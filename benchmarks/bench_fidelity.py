@@ -6,7 +6,7 @@ For each configuration it prints arrival - send (median, p99), the relative erro
 TPOT against the values computed from the send log, client CPU per 1,000 chunks as a ratio to a
 raw httpx loop measured in the same run, and memory per stream.
 
-    python benchmarks/bench_fidelity.py [--quick]
+    python benchmarks/bench_fidelity.py [--quick] [--only LABEL] [--streams N]
 """
 
 from __future__ import annotations
@@ -208,8 +208,9 @@ def configuration(label: str, sims: list, streams: int, rate: float, tokens: int
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="skip the 1,000-stream and LiteLLM 100-stream rows")
+    ap.add_argument("--quick", action="store_true", help="skip the 1,000-stream rows and LiteLLM at 100 streams")
     ap.add_argument("--only", help="run only the rows whose label contains this text (e.g. kernel)")
+    ap.add_argument("--streams", type=int, help="run only the rows with this many streams")
     args = ap.parse_args()
     sims = [start_simulator(env={"LLMGRID_SIM_BRAVE_RATE": "0"}) for _ in range(3)]
     try:
@@ -232,9 +233,10 @@ def main() -> None:
                 ("direct, in a kernel, no widget", 100, 50, 150, {"kernel": True}),
                 ("LiteLLM", 1, 50, 150, {"litellm": True}), ("LiteLLM", 20, 50, 150, {"litellm": True})]
         if not args.quick:
-            rows += [("LiteLLM", 100, 50, 150, {"litellm": True}), ("direct", 1000, 5, 30, {})]
+            rows += [("LiteLLM", 100, 50, 150, {"litellm": True}), ("direct", 1000, 5, 30, {}),
+                     ("LiteLLM", 1000, 5, 30, {"litellm": True})]
         for label, n, rate, tokens, kw in rows:
-            if args.only and args.only not in label:
+            if (args.only and args.only not in label) or (args.streams and args.streams != n):
                 continue
             print(configuration(label, sims, n, rate, tokens, **kw), flush=True)
     finally:

@@ -366,12 +366,10 @@ export class PaneView {
     this.setStalled(this.shown?.status === "streaming" && silent > STALL_MS, silent);
   }
 
-  /** Keep the newest output in view unless the user scrolled up. */
-  scrollToBottom() {
-    this.scrollTo(this.bottomScrollTop());
-  }
-
-  /** The scroll position that shows the newest output, or null when the user scrolled up. */
+  /**
+   * The scroll position that shows the newest output, or null when the user scrolled up (the
+   * grid reads this for every pane before it scrolls any: see GridView.flush).
+   */
   bottomScrollTop() {
     return this.stickToBottom ? this.body.scrollHeight : null;
   }
