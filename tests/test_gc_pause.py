@@ -41,11 +41,12 @@ def test_nested_runs_unfreeze_once_and_an_applications_own_freeze_is_left_alone(
             assert gc.get_freeze_count() > 0
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
+    keep = [Node() for _ in range(1000)]
     gc.freeze()
     try:
-        before = gc.get_freeze_count()
         with frozen_heap():
             pass
-        assert gc.get_freeze_count() == before
+        # Still frozen (objects freed meanwhile leave the count, so it is not compared exactly).
+        assert gc.get_freeze_count() >= len(keep)
     finally:
         gc.unfreeze()
