@@ -12,10 +12,11 @@ import { paneState } from "./state.js";
 
 /**
  * Milliseconds of pane writes per animation frame before the rest waits for the next frame.
- * Measured (benchmarks/bench_render.py): a pane update costs about 0.5-1 ms, so 8 panes fit in
- * one frame and 30 take a few, while a frame never grows into a long task however many panes.
+ * A pane update costs about 0.3-1 ms (benchmarks/bench_render.py), so 8 streaming panes take one
+ * or two frames and 30 a few, and a frame never grows into a long task however many panes
+ * stream. A pane that waited a frame takes in the text that arrived meanwhile; nothing is lost.
  */
-export const FRAME_BUDGET_MS = 8;
+export const FRAME_BUDGET_MS = 4;
 
 /** @param {number} seconds */
 export function formatElapsed(seconds) {
