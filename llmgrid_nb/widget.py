@@ -348,7 +348,9 @@ class WidgetSink:
         if pane.dirty_metrics:
             metrics = self._metrics(pane)
             # Only the fields that changed since the last delta (the view merges them).
-            delta["metrics"] = {k: v for k, v in metrics.items() if pane.sent_metrics.get(k, _UNSENT) != v}
+            changed = {k: v for k, v in metrics.items() if pane.sent_metrics.get(k, _UNSENT) != v}
+            if changed:
+                delta["metrics"] = changed
             pane.sent_metrics = metrics
             pane.dirty_metrics = False
         return delta
