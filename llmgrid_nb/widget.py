@@ -3,23 +3,32 @@
 Kernel -> browser traffic follows one small versioned envelope (mirrored in
 ``js/src/protocol.js``, fixtures in ``js/test/fixtures/messages.json``):
 
-- traits ``panes`` (display order), ``snapshot`` (full state of every pane, refreshed when a
-  pane ends and when the run ends, so a re-opened notebook or a second view shows everything)
-  and ``run`` (run id, prompt, status, elapsed, total tokens);
+- traits ``panes`` (display order), ``snapshot`` (full state of every pane, set when the run
+  starts and ends, and when a view asks for it) and ``run`` (run id, prompt, status, elapsed,
+  total tokens);
 - custom messages ``{"v": 1, "type": "delta", "seq", "panes": {id: delta}, "run"}`` carrying
   only appended text with its offset (``"text": [offset, appended]``), so a repeated or missed
-  delta is detected instead of corrupting the pane.
+  delta is detected instead of corrupting the pane. On the wire a delta travels packed:
+  ``{"v": 1, "type": "packed"}`` with one binary buffer holding the delta's UTF-8 JSON. Encoded
+  once by ``json.dumps``, it skips the kernel's pure-Python walk over every message's content.
+
+Browser -> kernel: ``{"v": 1, "type": "stop", "pane"}`` and ``{"v": 1, "type": "sync"}``, sent
+by a view that missed deltas (opened mid-run, or reloaded); the sink answers with a snapshot.
 
 The sink coalesces every event between flushes and flushes at most ``rate`` times a second
 with a true throttle: a leading flush when idle, a trailing flush always scheduled while
-anything is pending, never a debounce. When a stream ends, its full state goes out once as a
-delta with offset 0 (idempotent: the view appends only what it lacks, which also heals a
-missed delta); the ``snapshot`` trait follows at most once a second and at the run's end.
+anything is pending, never a debounce. With many panes the rate drops so that no more than
+``pane_updates`` pane deltas go out a second (100 panes: 10 flushes a second): the sink's work
+in the kernel stays bounded however many streams run, and so does its effect on their timing. When a stream ends, its full state goes out once as a
+delta marked ``final`` with offsets 0 (idempotent: the view appends only what it lacks, and a
+view that had missed deltas is whole again). No snapshot is built while streams run unless a
+view asks: with every pane's text in it, it is the largest thing the kernel sends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import threading
@@ -37,12 +46,25 @@ from .events import CONTENT_KINDS, Event
 if TYPE_CHECKING:
     from .multiplexer import Multiplexer
 
-__all__ = ["PROTOCOL_VERSION", "GridWidget", "WidgetSink", "bundle_path"]
+__all__ = ["PROTOCOL_VERSION", "GridWidget", "WidgetSink", "bundle_path", "pack_message", "unpack_message"]
 
 log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
 STATIC = Path(__file__).parent / "static"
 _ENDED = frozenset({"done", "failed", "cancelled"})
+
+
+def pack_message(message: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+    """A delta as sent: a small envelope plus its JSON in one binary buffer."""
+    data = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return {"v": PROTOCOL_VERSION, "type": "packed"}, [data.encode("utf-8")]
+
+
+def unpack_message(content: Any, buffers: Any) -> Any:
+    """The message a view reads from ``content`` and ``buffers`` (the inverse of pack_message)."""
+    if isinstance(content, dict) and content.get("type") == "packed" and buffers:
+        return json.loads(bytes(buffers[0]).decode("utf-8"))
+    return content
 
 
 def bundle_path() -> Path:
@@ -69,19 +91,28 @@ class GridWidget(anywidget.AnyWidget):
         if css.is_file():
             self._css = css.read_text(encoding="utf-8")
         super().__init__(**kwargs)
-        self._stop_handler: Any = None
+        self._stop_handler: Callable[[str | None], Any] | None = None
+        self._sync_handler: Callable[[], Any] | None = None
         self.on_msg(self._handle_message)
 
-    def on_stop(self, handler: Any) -> None:
+    def on_stop(self, handler: Callable[[str | None], Any] | None) -> None:
         """Call ``handler(pane_id or None)`` when a Stop button is clicked."""
         self._stop_handler = handler
 
+    def on_sync(self, handler: Callable[[], Any] | None) -> None:
+        """Call ``handler()`` when a view asks for the full state (it missed deltas)."""
+        self._sync_handler = handler
+
     def _handle_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
         # May run on a comm thread (ipykernel subshells): keep it trivial and thread-safe.
-        if (isinstance(content, dict) and content.get("v") == PROTOCOL_VERSION
-                and content.get("type") == "stop" and self._stop_handler is not None):
+        if not isinstance(content, dict) or content.get("v") != PROTOCOL_VERSION:
+            return
+        kind = content.get("type")
+        if kind == "stop" and self._stop_handler is not None:
             pane = content.get("pane")
             self._stop_handler(pane if isinstance(pane, str) else None)
+        elif kind == "sync" and self._sync_handler is not None:
+            self._sync_handler()
 
     def __repr__(self) -> str:
         return f"GridWidget(run_id={self.run.get('run_id', '')!r}, panes={len(self.panes)})"
@@ -165,8 +196,14 @@ class WidgetSink:
     """Feeds a GridWidget from a run's events, throttled: deltas are built on the engine loop and
     sent from a thread of their own, so the widget never delays the timestamps of the run."""
 
-    def __init__(self, widget: GridWidget, *, rate: float = 25.0, stoppable: bool = True) -> None:
+    #: The lowest flush rate the pane budget may bring it down to.
+    MIN_RATE = 5.0
+
+    def __init__(self, widget: GridWidget, *, rate: float = 25.0, pane_updates: float = 1000.0,
+                 stoppable: bool = True) -> None:
         self.widget = widget
+        self.rate = rate
+        self.pane_updates = pane_updates
         self.interval = 1.0 / rate
         self.stoppable = stoppable
         self.seq = 0
@@ -179,10 +216,14 @@ class WidgetSink:
         self._snapshot_due = False
         self._last_snapshot = -1e9
         self._sender = _Sender()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- Sink protocol ----------------------------------------------------------------------
     def on_start(self, mux: Multiplexer) -> None:
         self._mux = mux
+        self.interval = 1.0 / min(self.rate, max(self.MIN_RATE, self.pane_updates / max(len(mux.slots), 1)))
+        self._loop = asyncio.get_running_loop()
+        self.widget.on_sync(self._request_sync)
         self._panes = {name: _Pane(name) for name in mux.slots}
         self.widget.panes = [
             {"id": name, "name": name, "model": slot.source.model, "route": slot.source.route,
@@ -233,7 +274,9 @@ class WidgetSink:
         self._schedule()
 
     def on_finish(self, mux: Multiplexer) -> None:
+        self._loop = None  # from now on the snapshot is final: sync requests need no answer
         self._cancel_timer()
+        self._snapshot_due = False  # the run's last snapshot follows at once
         self._flush()
         self._push_snapshot()
         run = self._run_state("cancelled" if mux.cancelled else "done")
@@ -243,6 +286,22 @@ class WidgetSink:
         """Wait (off the loop) for the last updates, so the view is final when the run is."""
         if not await asyncio.to_thread(self._sender.close):
             log.warning("the widget's last updates were still queued after 10 s")
+
+    def _request_sync(self) -> None:
+        """A view missed deltas and asks for a snapshot. Called on whichever thread handles comm
+        messages: hand over to the engine loop, where the panes live."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._sync_due)
+        except RuntimeError:  # the loop is gone: the run is over, its last snapshot was sent
+            pass
+
+    def _sync_due(self) -> None:
+        if self._loop is not None:
+            self._snapshot_due = True
+            self._schedule()
 
     # -- accumulation -----------------------------------------------------------------------
     @staticmethod
@@ -269,11 +328,11 @@ class WidgetSink:
         items.append(item)
 
     # -- throttled flushing -------------------------------------------------------------------
-    def _schedule(self) -> None:
+    def _schedule(self, not_before: float = 0.0) -> None:
         if self._timer is not None:
             return
         loop = asyncio.get_running_loop()
-        delay = max(0.0, self._last_flush + self.interval - time.monotonic())
+        delay = max(0.0, self._last_flush + self.interval - time.monotonic(), not_before - time.monotonic())
         self._timer = loop.call_later(delay, self._on_timer)
 
     def _cancel_timer(self) -> None:
@@ -301,13 +360,14 @@ class WidgetSink:
             message = {"v": PROTOCOL_VERSION, "type": "delta", "seq": self.seq, "panes": panes,
                        "run": {"elapsed_s": round(self._elapsed(), 3), "total_tokens": self._total_tokens()}}
             widget = self.widget
-            self._sender.submit(lambda: widget.send(message))
+            self._sender.submit(lambda: widget.send(*pack_message(message)))
             self.messages_sent += 1
-        # The snapshot trait (for views opened later) carries every pane's full text, so it is
-        # refreshed at most once a second while streams end, and always at the end of the run.
-        self._snapshot_due |= bool(ended)
-        if self._snapshot_due and now - self._last_snapshot >= 1.0:
-            self._push_snapshot()
+        # The snapshot carries every pane's full text: at most once a second for views that ask.
+        if self._snapshot_due:
+            if now - self._last_snapshot >= 1.0:
+                self._push_snapshot()
+            else:
+                self._schedule(not_before=self._last_snapshot + 1.0)
 
     def _push_snapshot(self) -> None:
         self._snapshot_due = False
@@ -319,10 +379,10 @@ class WidgetSink:
         widget = self.widget
         self._sender.submit(lambda: setattr(widget, name, value))
 
-    @staticmethod
-    def _final(pane: _Pane) -> dict[str, Any]:
+    def _final(self, pane: _Pane) -> dict[str, Any]:
         """A pane's full state as an idempotent delta (offsets 0): sent once, when it ends."""
-        final: dict[str, Any] = {"text": [0, "".join(pane.text)], "status": pane.status, "error": pane.error}
+        final: dict[str, Any] = {"text": [0, "".join(pane.text)], "status": pane.status, "error": pane.error,
+                                 "metrics": self._metrics(pane), "final": True}
         if pane.reasoning:
             final["reasoning"] = [0, "".join(pane.reasoning)]
         for field in ("tool_calls", "results", "analysis"):
@@ -346,8 +406,9 @@ class WidgetSink:
             delta["error"] = pane.error
             pane.dirty_error = False
         if pane.dirty_metrics:
-            metrics = self._metrics(pane)
-            # Only the fields that changed since the last delta (the view merges them).
+            # While streaming, only what a pane header shows, and only the fields that changed
+            # since the last delta (the view merges them); the final delta has them all.
+            metrics = self._metrics(pane, live=True)
             changed = {k: v for k, v in metrics.items() if pane.sent_metrics.get(k, _UNSENT) != v}
             if changed:
                 delta["metrics"] = changed
@@ -356,7 +417,8 @@ class WidgetSink:
         return delta
 
     # -- state ------------------------------------------------------------------------------
-    def _metrics(self, pane: _Pane) -> dict[str, Any]:
+    def _metrics(self, pane: _Pane, *, live: bool = False) -> dict[str, Any]:
+        """The pane's metrics as displayed: ``live`` gives only what its header shows."""
         tokens = pane.usage_tokens if pane.usage_tokens is not None else pane.tokens
         ttft = None
         t_request = self._mux.slots[pane.name].ctx.t_request if self._mux is not None else None
@@ -365,9 +427,11 @@ class WidgetSink:
         tps = None
         if pane.t_first is not None and pane.t_last is not None and pane.t_last > pane.t_first and tokens > 1:
             tps = (tokens - 1) / (pane.t_last - pane.t_first)
-        elapsed = (pane.t_last - t_request) if pane.t_last is not None and t_request is not None else 0.0
         # Display values, rounded: full float precision made up a third of a 100-pane delta.
         # The DataFrames keep the exact times; the widget never feeds them.
+        if live:
+            return {"ttft_s": _round(ttft, 3), "tokens": tokens, "tokens_per_s": _round(tps, 1)}
+        elapsed = (pane.t_last - t_request) if pane.t_last is not None and t_request is not None else 0.0
         return {"ttft_s": _round(ttft, 4), "tokens": tokens, "tokens_per_s": _round(tps, 2),
                 "elapsed_s": round(elapsed, 3), "n_chunks": pane.n_chunks}
 

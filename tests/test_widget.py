@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import llmgrid_nb as lg
-from llmgrid_nb.widget import GridWidget, WidgetSink
+from llmgrid_nb.widget import GridWidget, WidgetSink, unpack_message
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,8 +30,10 @@ class RecordingWidget(GridWidget):
         self.traffic.append({"trait": change["name"], "value": json.loads(json.dumps(change["new"]))})
 
     def send(self, content: Any, buffers: Any = None) -> None:
-        self.sent.append((time.monotonic(), content))
-        self.traffic.append({"msg": json.loads(json.dumps(content))})
+        assert content == {"v": 1, "type": "packed"} and len(buffers) == 1, "deltas travel packed"
+        message = unpack_message(content, buffers)
+        self.sent.append((time.monotonic(), message))
+        self.traffic.append({"msg": message})
         super().send(content, buffers)
 
 
@@ -75,6 +77,18 @@ def test_deltas_rebuild_exactly_the_final_text_and_never_exceed_30_per_second() 
     assert widget.run["status"] == "done"
 
 
+def test_with_many_panes_the_flush_rate_drops_to_keep_the_sinks_work_bounded() -> None:
+    models = [f"sim/fast?tokens=150&rate=300&seed={i}" for i in range(80)]
+    t0 = time.monotonic()
+    grid, widget, sink = run_with_widget(models, max_concurrency=80)
+    duration = time.monotonic() - t0
+    assert sink.interval == pytest.approx(80 / 1000)  # 12.5 flushes a second, not 25
+    assert sink.messages_sent <= duration / sink.interval + 2
+    gaps = sorted(b - a for (a, _), (b, _) in zip(widget.sent, widget.sent[1:]))
+    assert gaps[len(gaps) // 2] >= sink.interval * 0.9  # times taken on the sender thread: some jitter
+    assert {name: s["text"] for name, s in widget.snapshot.items()} == grid.texts
+
+
 def test_the_last_delta_is_never_dropped_even_when_the_stream_ends_between_flushes() -> None:
     for _ in range(5):
         grid, widget, _ = run_with_widget(["sim/instant?tokens=500"])
@@ -93,6 +107,49 @@ def test_failed_pane_shows_its_error_and_keeps_partial_text() -> None:
     state = widget.snapshot[bad]
     assert state["status"] == "failed" and "reset" in state["error"]["message"]
     assert state["text"] == grid.texts[bad] and state["text"]
+
+
+def snapshots(widget: RecordingWidget) -> list[dict[str, Any]]:
+    return [step["value"] for step in widget.traffic if step.get("trait") == "snapshot"]
+
+
+def test_no_snapshot_is_built_mid_run_unless_a_view_asks_and_each_ended_pane_gets_a_final_delta() -> None:
+    models = ["sim/fast?tokens=20", "sim/steady?tokens=60&rate=100", "sim/steady?tokens=30&rate=60&fault=reset&after=10"]
+    grid, widget, _ = run_with_widget(models)
+    # One when the run starts (empty panes), one when it ends: none as the panes end one by one.
+    assert len(snapshots(widget)) == 2
+    finals = {name: d for _, m in widget.sent for name, d in m["panes"].items() if d.get("final")}
+    assert set(finals) == set(models)
+    for name, d in finals.items():
+        assert d["text"] == [0, grid.texts[name]] and d["status"] == grid.statuses[name]
+        assert set(d["metrics"]) == {"ttft_s", "tokens", "tokens_per_s", "elapsed_s", "n_chunks"}
+    # While streaming only what a pane's header shows goes out.
+    live = [d["metrics"] for _, m in widget.sent for d in m["panes"].values() if "metrics" in d and not d.get("final")]
+    assert live and all(set(x) <= {"ttft_s", "tokens", "tokens_per_s"} for x in live)
+
+
+def test_a_view_that_asks_gets_a_snapshot_while_the_run_streams() -> None:
+    widget = RecordingWidget()
+    model = "sim/steady?tokens=80&rate=40"
+    grid = lg.run("Explain SSE", [model], sinks=[WidgetSink(widget)], widget=False, background=True)
+    time.sleep(0.8)
+    widget._handle_message(widget, {"v": 1, "type": "sync"}, [])
+    widget._handle_message(widget, {"v": 1, "type": "sync"}, [])  # a second ask within 1 s: no extra
+    time.sleep(0.3)
+    mid = snapshots(widget)
+    assert len(mid) == 2, "the start's snapshot and one answer to both asks"
+    partial = mid[-1][model]
+    assert partial["status"] == "streaming" and 0 < len(partial["text"]) < 80 * 3
+    at = next(i for i, step in enumerate(widget.traffic) if step.get("value") is mid[-1])
+    before = [step["msg"]["seq"] for step in widget.traffic[:at] if "msg" in step]
+    assert partial["seq"] == before[-1], "it includes every delta sent before it"
+    assert partial["text"] == "".join(step["msg"]["panes"][model].get("text", [0, ""])[1]
+                                      for step in widget.traffic[:at] if "msg" in step)
+    grid.wait(10)
+    assert len(snapshots(widget)) == 3 and snapshots(widget)[-1][model]["text"] == grid.texts[model]
+    widget._handle_message(widget, {"v": 1, "type": "sync"}, [])  # after the run: the last one stands
+    time.sleep(0.1)
+    assert len(snapshots(widget)) == 3
 
 
 def test_stop_message_from_the_browser_cancels_that_pane() -> None:

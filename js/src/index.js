@@ -2,7 +2,7 @@
 // Messages only update the Store; the DOM is written once per animation frame from its state.
 
 import "./styles.css";
-import { PROTOCOL_VERSION, parseMessage, stopMessage } from "./protocol.js";
+import { PROTOCOL_VERSION, parseMessage, stopMessage, syncMessage, unpackMessage } from "./protocol.js";
 import { GridView } from "./render.js";
 import { Store } from "./state.js";
 import { createFrameScheduler } from "./throttle.js";
@@ -29,6 +29,8 @@ import { createFrameScheduler } from "./throttle.js";
 
 /** Interval of the clock-driven display (elapsed time, stall markers). */
 const TICK_MS = 200;
+/** A view with stale panes asks the kernel for a snapshot at most this often. */
+const SYNC_INTERVAL_MS = 1000;
 
 /**
  * Render the grid into `el`. Returns the cleanup anywidget calls when the view is removed.
@@ -70,8 +72,25 @@ export function renderGrid({ model, el }, options = {}) {
     store.setRun(model.get("run"));
     scheduler.schedule();
   };
-  /** @param {unknown} msg */
-  const onMessage = (msg) => {
+  let lastSync = -Infinity;
+  // A view opened mid-run (or reloaded) holds an older snapshot than the deltas it now gets: the
+  // offsets show the gap, the pane is marked stale, and the kernel is asked for a fresh snapshot.
+  const syncIfStale = () => {
+    const t = now();
+    if (t - lastSync < SYNC_INTERVAL_MS || store.state.run.status !== "running") return;
+    if (!Object.values(store.state.states).some((s) => s.stale)) return;
+    lastSync = t;
+    model.send(syncMessage());
+  };
+  /** @param {unknown} raw @param {unknown} [buffers] */
+  const onMessage = (raw, buffers) => {
+    let msg;
+    try {
+      msg = unpackMessage(raw, buffers);
+    } catch (err) {
+      console.warn("llmgrid: could not unpack message", err);
+      return;
+    }
     const parsed = parseMessage(msg);
     if (!parsed.ok) {
       console.warn(`llmgrid: ignoring message (${parsed.reason}); this view speaks v${PROTOCOL_VERSION}`);
@@ -83,6 +102,7 @@ export function renderGrid({ model, el }, options = {}) {
       console.warn("llmgrid: could not apply delta", err);
       return;
     }
+    syncIfStale();
     scheduler.schedule();
   };
 

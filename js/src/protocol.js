@@ -5,6 +5,10 @@
 export const PROTOCOL_VERSION = 1;
 export const MSG_DELTA = "delta";
 export const MSG_STOP = "stop";
+/** A delta on the wire: `{v, type: "packed"}` plus one buffer holding the delta's UTF-8 JSON. */
+export const MSG_PACKED = "packed";
+/** View -> kernel: "I missed deltas, send a snapshot". */
+export const MSG_SYNC = "sync";
 
 /** @typedef {"queued" | "connecting" | "waiting" | "streaming" | "retrying" | "done" | "failed" | "cancelled"} PaneStatus */
 /** @typedef {"running" | "done" | "cancelled" | "failed"} RunStatus */
@@ -48,10 +52,12 @@ export const PANE_KINDS = ["model", "search", "master"];
  * @typedef {{
  *   text?: TextPatch, reasoning?: TextPatch, tool_calls?: [number, ToolCall[]],
  *   results?: [number, SearchResult[]], analysis?: [number, string[]],
- *   status?: PaneStatus, error?: PaneError | null, metrics?: Partial<PaneMetrics>
+ *   status?: PaneStatus, error?: PaneError | null, metrics?: Partial<PaneMetrics>, final?: boolean
  * }} PaneDelta
+ * `final` marks a stream's full state at its end (every offset 0): it makes a stale pane whole.
  * @typedef {{v: 1, type: "delta", seq: number, panes: Record<string, PaneDelta>, run?: Partial<RunState>}} DeltaMessage
  * @typedef {{v: 1, type: "stop", pane: string | null}} StopMessage
+ * @typedef {{v: 1, type: "sync"}} SyncMessage
  */
 
 /** @param {unknown} x @returns {x is Record<string, any>} */
@@ -233,6 +239,30 @@ export function parseMessage(msg) {
   return { ok: true, message: /** @type {DeltaMessage} */ (msg) };
 }
 
+const utf8 = new TextDecoder();
+
+/**
+ * The message inside a packed envelope (its first buffer, JSON), or `msg` itself when it is not
+ * packed. Throws on a packed envelope whose buffer is missing or not JSON.
+ * @param {unknown} msg @param {unknown} [buffers] @returns {unknown}
+ */
+export function unpackMessage(msg, buffers) {
+  if (!isObject(msg) || msg.type !== MSG_PACKED || msg.v !== PROTOCOL_VERSION) return msg;
+  const buf = Array.isArray(buffers) ? buffers[0] : undefined;
+  /** @type {Uint8Array} */
+  let bytes;
+  if (ArrayBuffer.isView(buf)) bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  // By tag, not instanceof: the buffer may come from another realm (a worker, an iframe's comm).
+  else if (Object.prototype.toString.call(buf) === "[object ArrayBuffer]") bytes = new Uint8Array(/** @type {ArrayBuffer} */ (buf));
+  else throw new Error("packed message without a buffer");
+  return JSON.parse(utf8.decode(bytes));
+}
+
+/** @returns {SyncMessage} */
+export function syncMessage() {
+  return { v: PROTOCOL_VERSION, type: MSG_SYNC };
+}
+
 /** @param {string | null} paneId @returns {StopMessage} */
 export function stopMessage(paneId) {
   return { v: PROTOCOL_VERSION, type: MSG_STOP, pane: paneId };
@@ -264,16 +294,22 @@ const isArray = (x) => Array.isArray(x);
 /**
  * Fold one pane's delta into its state. Pure: returns a new state (or the same object when the
  * delta is ignored because `seq` is not newer than what the state already includes).
+ * `onTextAppend(at, extra)` hears what was appended to the text, so a renderer can take in just
+ * that instead of reading the whole (concatenated, not yet flattened) text every frame.
  * @param {LocalPaneState} state @param {unknown} delta @param {number} seq
+ * @param {(at: number, extra: string) => void} [onTextAppend]
  * @returns {LocalPaneState}
  */
-export function applyPaneDelta(state, delta, seq) {
+export function applyPaneDelta(state, delta, seq, onTextAppend) {
   if (!isObject(delta) || seq <= state.seq) return state;
   const next = { ...state, seq };
 
   const text = resolveAppend(state.text.length, delta.text, isString);
   if (text.gap) next.stale = true;
-  else if (text.extra) next.text = state.text + text.extra;
+  else if (text.extra) {
+    next.text = state.text + text.extra;
+    onTextAppend?.(state.text.length, text.extra);
+  }
 
   const reasoning = resolveAppend(state.reasoning.length, delta.reasoning, isString);
   if (reasoning.gap) next.stale = true;
@@ -290,6 +326,9 @@ export function applyPaneDelta(state, delta, seq) {
   const analysis = resolveAppend(state.analysis.length, delta.analysis, isArray);
   if (analysis.gap) next.stale = true;
   else if (analysis.extra) next.analysis = [...state.analysis, ...analysis.extra.map(str)];
+
+  const gap = text.gap || reasoning.gap || calls.gap || results.gap || analysis.gap;
+  if (delta.final === true && !gap) next.stale = false;
 
   if (isPaneStatus(delta.status)) next.status = delta.status;
   if ("error" in delta) next.error = normalizeError(delta.error);

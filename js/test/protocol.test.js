@@ -8,6 +8,8 @@ import {
   parseMessage,
   resolveAppend,
   stopMessage,
+  syncMessage,
+  unpackMessage,
 } from "../src/protocol.js";
 import fixture from "./fixtures/messages.json";
 
@@ -38,6 +40,13 @@ describe("applyPaneDelta", () => {
     expect(s.text).toBe("abc");
     expect(s.stale).toBe(true);
     expect(s.status).toBe("streaming");
+  });
+
+  it("clears stale only on a final delta without a gap", () => {
+    const stale = pane({ text: "ab", stale: true, seq: 1 });
+    expect(applyPaneDelta(stale, { text: [2, "c"] }, 2).stale).toBe(true);
+    expect(applyPaneDelta(stale, { text: [0, "abcd"], final: true }, 2)).toMatchObject({ text: "abcd", stale: false });
+    expect(applyPaneDelta(stale, { text: [0, "abcd"], reasoning: [3, "x"], final: true }, 2).stale).toBe(true);
   });
 
   it("ignores a delta whose seq is not newer than the pane's", () => {
@@ -127,5 +136,25 @@ describe("normalisation", () => {
   it("builds the stop messages the fixtures list", () => {
     expect(stopMessage("gpt")).toEqual(fixture.stop_messages.pane);
     expect(stopMessage(null)).toEqual(fixture.stop_messages.run);
+  });
+});
+
+describe("packed messages", () => {
+  const msg = { v: 1, type: "delta", seq: 1, panes: { a: { text: [0, "é €"] } } };
+  const bytes = new TextEncoder().encode(JSON.stringify(msg));
+
+  it("unpacks from an ArrayBuffer, a DataView or a Uint8Array at an offset", () => {
+    expect(unpackMessage({ v: 1, type: "packed" }, [bytes.buffer])).toEqual(msg);
+    expect(unpackMessage({ v: 1, type: "packed" }, [new DataView(bytes.buffer)])).toEqual(msg);
+    const padded = new Uint8Array(bytes.length + 8);
+    padded.set(bytes, 5);
+    expect(unpackMessage({ v: 1, type: "packed" }, [padded.subarray(5, 5 + bytes.length)])).toEqual(msg);
+  });
+
+  it("passes other messages through and refuses a packed one without a buffer", () => {
+    expect(unpackMessage(msg, [])).toBe(msg);
+    expect(unpackMessage({ v: 2, type: "packed" }, [])).toEqual({ v: 2, type: "packed" });
+    expect(() => unpackMessage({ v: 1, type: "packed" }, [])).toThrow(/buffer/);
+    expect(syncMessage()).toEqual({ v: 1, type: "sync" });
   });
 });

@@ -163,6 +163,57 @@ describe("render", () => {
     expect(frames.pending.size).toBe(0);
   });
 
+  it("reads packed deltas, whatever view of the bytes the comm hands over", () => {
+    const { el, model, frames } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: { run_id: "r", status: "running" } });
+    const bytes = (/** @type {unknown} */ msg) => new TextEncoder().encode(JSON.stringify(msg));
+    const first = bytes({ v: 1, type: "delta", seq: 1, panes: { a: { text: [0, "Grüße, "], status: "streaming" } } });
+    model.emit("msg:custom", { v: 1, type: "packed" }, [new DataView(first.buffer)]);
+    const second = bytes({ v: 1, type: "delta", seq: 2, panes: { a: { text: [7, "world"] } } });
+    model.emit("msg:custom", { v: 1, type: "packed" }, [second.buffer]);
+    frames.run();
+    expect(inPane(el, "a", ".llmgrid-pane-text").textContent?.trim()).toBe("Grüße, world");
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    model.emit("msg:custom", { v: 1, type: "packed" }, []);
+    expect(warn).toHaveBeenCalledOnce();
+    warn.mockRestore();
+  });
+
+  it("asks the kernel for a snapshot when it missed deltas, at most once a second", () => {
+    const { el, model, frames, clock } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: { run_id: "r", status: "running" } });
+    const sync = () => model.sent.filter((m) => /** @type {any} */ (m).type === "sync").length;
+    model.message({ v: 1, type: "delta", seq: 1, panes: { a: { text: [0, "abc"], status: "streaming" } } });
+    expect(sync()).toBe(0);
+    // Opened late: the next delta starts beyond what this view holds.
+    model.message({ v: 1, type: "delta", seq: 5, panes: { a: { text: [10, "klm"] } } });
+    model.message({ v: 1, type: "delta", seq: 6, panes: { a: { text: [13, "nop"] } } });
+    expect(model.sent).toEqual([{ v: 1, type: "sync" }]);
+    clock.t += 1001;
+    model.message({ v: 1, type: "delta", seq: 7, panes: { a: { text: [16, "q"] } } });
+    expect(sync()).toBe(2);
+    frames.run();
+    expect(paneEl(el, "a").dataset.stale).toBe("true");
+    // The kernel's answer makes the pane whole.
+    model.setTrait("snapshot", { a: { status: "streaming", text: "abcdefghijklmnopq", seq: 7 } });
+    frames.run();
+    expect(paneEl(el, "a").dataset.stale).toBeUndefined();
+    expect(inPane(el, "a", ".llmgrid-pane-text").textContent?.trim()).toBe("abcdefghijklmnopq");
+  });
+
+  it("a stale pane is made whole by its final delta, and a finished run asks for nothing", () => {
+    const { el, model, frames, clock } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: { run_id: "r", status: "running" } });
+    model.message({ v: 1, type: "delta", seq: 3, panes: { a: { text: [4, "efg"], status: "streaming" } } });
+    frames.run();
+    expect(paneEl(el, "a").dataset.stale).toBe("true");
+    model.message({ v: 1, type: "delta", seq: 4, panes: { a: { text: [0, "abcdefgh"], status: "done", final: true } } });
+    frames.run();
+    expect(paneEl(el, "a").dataset.stale).toBeUndefined();
+    expect(inPane(el, "a", ".llmgrid-pane-text").textContent?.trim()).toBe("abcdefgh");
+    model.setTrait("run", { run_id: "r", status: "done" });
+    clock.t += 5000;
+    model.message({ v: 1, type: "delta", seq: 9, panes: { a: { text: [50, "x"] } } });
+    expect(model.sent).toEqual([{ v: 1, type: "sync" }]);
+  });
+
   it("keeps settled blocks' DOM nodes across flushes instead of rebuilding the pane", () => {
     const { el, model, frames } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: {} });
     model.message({ v: 1, type: "delta", seq: 1, panes: { a: { text: [0, "# Head\n\nfirst para\n\nsecond"], status: "streaming" } } });
