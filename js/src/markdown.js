@@ -146,10 +146,12 @@ export class IncrementalMarkdown {
   /** @param {HTMLElement} container */
   constructor(container) {
     this.container = container;
-    /** The text as of the last update. */
+    /** The text as of the last update. Built by appending, and only read whole by `update`. */
     this.text = "";
     /** The prefix of `text` whose DOM is final. */
     this.settledText = "";
+    /** The rest of `text`: what the next render lexes. */
+    this.tail = "";
     this.settledNodeCount = 0;
     /** HTML of the tail as last rendered, or null when the tail is an open fence (fast path). */
     /** @type {string | null} */
@@ -162,6 +164,7 @@ export class IncrementalMarkdown {
     this.container.replaceChildren();
     this.text = "";
     this.settledText = "";
+    this.tail = "";
     this.settledNodeCount = 0;
     this.tailHtml = "";
     this.fence = null;
@@ -205,15 +208,42 @@ export class IncrementalMarkdown {
 
   /**
    * Bring the DOM up to `text`. Appends are cheap; any other change re-renders from scratch.
+   * Reads the whole text (so V8 flattens it): a streaming view prefers `appendAll`.
    * @param {string} text @returns {boolean} whether the DOM changed
    */
   update(text) {
     if (text === this.text) return false;
     if (!text.startsWith(this.settledText)) this.reset();
     this.text = text;
+    this.tail = text.slice(this.settledText.length);
+    return this.#render();
+  }
 
-    const tail = text.slice(this.settledText.length);
-    // Settle only where offsets in the normalised tail equal offsets in `text` (no CR in it).
+  /**
+   * Take in text appended since the last update, touching only the tail: the whole text is never
+   * read, so a long answer costs no more per frame than a short one. Returns null (and changes
+   * nothing) when the appends do not continue the text shown or do not reach `length`; the
+   * caller then updates with the whole text.
+   * @param {{at: number, extra: string}[]} appends @param {number} length
+   * @returns {boolean | null} whether the DOM changed, or null
+   */
+  appendAll(appends, length) {
+    let at = this.text.length;
+    for (const a of appends) {
+      if (a.at !== at) return null;
+      at += a.extra.length;
+    }
+    if (appends.length === 0 || at !== length) return null;
+    const added = appends.length === 1 ? appends[0].extra : appends.map((a) => a.extra).join("");
+    this.text += added;
+    this.tail += added;
+    return this.#render();
+  }
+
+  /** Render `this.tail` after the settled blocks, settling whatever became final. */
+  #render() {
+    const tail = this.tail;
+    // Settle only where offsets in the normalised tail equal offsets in the text (no CR in it).
     const hasCR = tail.includes("\r");
     const fence = hasCR ? null : openFence(tail);
     if (fence && this.#updateFence(fence)) return true;
@@ -230,10 +260,11 @@ export class IncrementalMarkdown {
       morphChildren(this.container, fragment, this.settledNodeCount, false);
       this.settledNodeCount += count;
       this.fence = null;
-      this.settledText = text.slice(0, this.settledText.length + settled.length);
+      this.settledText += tail.slice(0, settled.length);
+      this.tail = tail.slice(settled.length);
       this.tailHtml = null;
       changed = true;
-      const rest = openFence(text.slice(this.settledText.length));
+      const rest = openFence(this.tail);
       if (rest && this.#updateFence(rest)) return true;
     }
     const tailHtml = marked.parser(settled.count > 0 ? tokens.slice(settled.count) : tokens);

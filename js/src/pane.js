@@ -259,9 +259,11 @@ export class PaneView {
 
   /**
    * Show `state`. Returns whether the body content grew (so the caller may scroll it).
-   * @param {LocalPaneState} state
+   * `appends` (what was appended to the text since the last update, from the Store) lets the
+   * Markdown take in just the new text; without it, or when it does not line up, the whole text.
+   * @param {LocalPaneState} state @param {import("./state.js").TextAppend[]} [appends]
    */
-  update(state) {
+  update(state, appends = []) {
     const prev = this.shown;
     let grew = false;
 
@@ -286,8 +288,9 @@ export class PaneView {
       this.#updateReasoning(state.reasoning);
       grew = true;
     }
-    if (!prev || prev.text !== state.text) {
-      if (this.markdown.update(state.text)) grew = true;
+    if (appends.length > 0 || !prev || prev.text !== state.text) {
+      const changed = this.markdown.appendAll(appends, state.text.length) ?? this.markdown.update(state.text);
+      if (changed) grew = true;
       this.el.dataset.textLength = String(state.text.length);
     }
     // Reasoning is open while it streams and folds away once the answer starts.

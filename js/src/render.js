@@ -183,7 +183,7 @@ export class GridView {
       written += 1;
       const view = this.views.get(id);
       if (!view) continue;
-      if (view.update(paneState(state, id))) grown.push(view);
+      if (view.update(paneState(state, id), store.takeTextAppends(id))) grown.push(view);
     }
     this.tick(store);
     // All writes are done: read every height (one layout for the whole flush), then scroll.

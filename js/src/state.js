@@ -17,7 +17,11 @@ import {
  * @typedef {import("./protocol.js").RunState} RunState
  * @typedef {import("./protocol.js").DeltaMessage} DeltaMessage
  * @typedef {{panes: PaneSpec[], states: Record<string, LocalPaneState>, run: RunState}} GridState
- * @typedef {{state: GridState, changedPanes: string[], runChanged: boolean}} Reduction
+ * @typedef {{at: number, extra: string}} TextAppend
+ * A reduction's result. `textAppends` lists, per pane, what was appended to its text;
+ * `textReplaced` says the changed panes' texts were replaced (a snapshot, a new run), not appended.
+ * @typedef {{state: GridState, changedPanes: string[], runChanged: boolean,
+ *   textAppends?: Record<string, TextAppend[]>, textReplaced?: boolean}} Reduction
  */
 
 /** @returns {GridState} */
@@ -45,7 +49,7 @@ export function reduceSnapshot(state, snapshot) {
     states[id] = incoming;
     changedPanes.push(id);
   }
-  return { state: { ...state, states }, changedPanes, runChanged: false };
+  return { state: { ...state, states }, changedPanes, runChanged: false, textReplaced: true };
 }
 
 /**
@@ -56,14 +60,20 @@ export function reduceDelta(state, msg) {
   /** @type {string[]} */
   const changedPanes = [];
   let states = { ...state.states };
+  let textReplaced = false;
   const newRunId = msg.run?.run_id;
   if (typeof newRunId === "string" && newRunId !== state.run.run_id) {
     changedPanes.push(...Object.keys(states));
     states = {};
+    textReplaced = true;
   }
+  /** @type {Record<string, TextAppend[]>} */
+  const textAppends = {};
   for (const [id, delta] of Object.entries(msg.panes)) {
     const current = states[id] ?? emptyPaneState();
-    const next = applyPaneDelta(current, delta, msg.seq);
+    const next = applyPaneDelta(current, delta, msg.seq, (at, extra) => {
+      (textAppends[id] ??= []).push({ at, extra });
+    });
     if (next === current) continue;
     states[id] = next;
     if (!changedPanes.includes(id)) changedPanes.push(id);
@@ -74,7 +84,7 @@ export function reduceDelta(state, msg) {
     run = mergeRun(state.run, msg.run);
     runChanged = true;
   }
-  return { state: { ...state, states, run }, changedPanes, runChanged };
+  return { state: { ...state, states, run }, changedPanes, runChanged, textAppends, textReplaced };
 }
 
 /**
@@ -89,6 +99,7 @@ export function reduceRun(state, run) {
       state: { ...state, run: next, states: {} },
       changedPanes: Object.keys(state.states),
       runChanged: true,
+      textReplaced: true,
     };
   }
   return { state: { ...state, run: next }, changedPanes: [], runChanged: true };
@@ -117,6 +128,9 @@ export class Store {
     /** Time (ms, caller's clock) each pane last received anything; drives the stall marker. */
     /** @type {Map<string, number>} */
     this.lastActivity = new Map();
+    /** Per pane, what was appended to its text since the view last took it. */
+    /** @type {Map<string, TextAppend[]>} */
+    this.textAppends = new Map();
   }
 
   /** @param {Reduction} r @param {number} [now] */
@@ -125,6 +139,12 @@ export class Store {
     for (const id of r.changedPanes) {
       this.dirtyPanes.add(id);
       if (now !== undefined) this.lastActivity.set(id, now);
+      if (r.textReplaced) this.textAppends.delete(id);
+    }
+    for (const [id, appends] of Object.entries(r.textAppends ?? {})) {
+      const log = this.textAppends.get(id);
+      if (log) log.push(...appends);
+      else this.textAppends.set(id, appends);
     }
     if (r.runChanged) this.dirtyRun = true;
   }
@@ -150,6 +170,17 @@ export class Store {
   /** @param {DeltaMessage} msg @param {number} now */
   applyDelta(msg, now) {
     this.#commit(reduceDelta(this.state, msg), now);
+  }
+
+  /**
+   * What was appended to a pane's text since the last call (oldest first), or an empty list.
+   * @param {string} id @returns {TextAppend[]}
+   */
+  takeTextAppends(id) {
+    const log = this.textAppends.get(id);
+    if (!log) return [];
+    this.textAppends.delete(id);
+    return log;
   }
 
   /** @returns {{panes: Set<string>, run: boolean, layout: boolean}} */

@@ -63,6 +63,23 @@ describe("Store", () => {
     expect(store.lastActivity.get("a")).toBe(20);
   });
 
+  it("keeps what was appended to each pane's text until the view takes it; a snapshot voids it", () => {
+    const store = new Store();
+    store.setPanes([{ id: "a", name: "A" }, { id: "b", name: "B" }]);
+    store.applyDelta({ v: 1, type: "delta", seq: 1, panes: { a: { text: [0, "he"] }, b: { text: [0, "x"] } } }, 0);
+    store.applyDelta({ v: 1, type: "delta", seq: 2, panes: { a: { text: [1, "ello"], status: "streaming" } } }, 0);
+    store.applyDelta({ v: 1, type: "delta", seq: 3, panes: { a: { status: "done" } } }, 0);
+    expect(store.takeTextAppends("a")).toEqual([{ at: 0, extra: "he" }, { at: 2, extra: "llo" }]);
+    expect(store.takeTextAppends("a")).toEqual([]);
+    store.setSnapshot({ b: { text: "xyz", seq: 9 } });
+    expect(store.takeTextAppends("b")).toEqual([]);
+    store.applyDelta({ v: 1, type: "delta", seq: 10, panes: { b: { text: [3, "!"] } } }, 0);
+    expect(store.takeTextAppends("b")).toEqual([{ at: 3, extra: "!" }]);
+    store.applyDelta({ v: 1, type: "delta", seq: 11, panes: { b: { text: [4, "?"] } } }, 0);
+    store.setRun({ run_id: "other", status: "running" });
+    expect(store.takeTextAppends("b")).toEqual([]);
+  });
+
   it("replaces a stale pane from any snapshot, even one older than its seq", () => {
     let g = emptyGridState();
     g = reduceDelta(g, { v: 1, type: "delta", seq: 5, panes: { a: { text: [3, "lost before"] } } }).state;
