@@ -182,7 +182,7 @@ def in_kernel(sim_urls: list[str], streams: int, rate: float, tokens: int, *, wi
             kind = header["msg_type"]
             if kind == "comm_msg":
                 comm_msgs += 1
-                comm_bytes += len(frames[4])
+                comm_bytes += sum(len(f) for f in frames[4:])  # content and binary buffers
                 continue
             content = json.loads(frames[4])
             if kind == "stream" and "RESULT " in content["text"]:
@@ -238,6 +238,8 @@ def main() -> None:
         rows = [("direct", 1, 50, 150, {}), ("direct", 20, 50, 150, {}), ("direct, cold pool", 100, 50, 150, {}),
                 ("direct", 100, 50, 150, {}),
                 ("direct + widget sink", 100, 50, 150, {"widget": True}),
+                ("direct + widget, in a kernel", 20, 50, 150, {"widget": True, "kernel": True}),
+                ("direct, in a kernel, no widget", 20, 50, 150, {"kernel": True}),
                 ("direct + widget, in a kernel", 100, 50, 150, {"widget": True, "kernel": True}),
                 ("direct, in a kernel, no widget", 100, 50, 150, {"kernel": True}),
                 ("LiteLLM", 1, 50, 150, {"litellm": True}), ("LiteLLM", 20, 50, 150, {"litellm": True})]
