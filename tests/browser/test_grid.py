@@ -38,6 +38,7 @@ INTERRUPT_MODELS = ["sim/steady?tokens=900&rate=30&seed=7", "sim/slow?tokens=900
                     "sim/fast?tokens=900&rate=30&seed=9"]
 XSS_MODEL = "sim/fast?xss=1&tokens=60&seed=10"
 BIG_MODEL = "sim/instant?tokens=25000&seed=11"
+LATE_MODEL = "sim/steady?tokens=900&rate=40&seed=13"
 
 CELLS = {
     "setup": SETUP,
@@ -55,6 +56,9 @@ CELLS = {
                   '_dump("brave.json", _brave)'),
     "big": f'%llmgrid -m "{BIG_MODEL}" "Explain SSE"',
     "big_dump": '_dump("big.json", _llmgrid)',
+    "late": f'%llmgrid --background -m "{LATE_MODEL}" "Explain SSE"',
+    "late_view": "_llmgrid.show()",
+    "late_dump": '_llmgrid.cancel()\n_llmgrid.wait(10)\n_dump("late.json", _llmgrid)',
 }
 
 #: What the page shows of untrusted content inside a grid root (shared by the sanitiser tests).
@@ -362,3 +366,23 @@ def test_a_100_kb_answer_renders_fully_and_the_page_stays_responsive(nb: LabNote
           f"longest task {longest:.0f} ms")
     assert frame_ms < 250 and scroll_ms < 500, "the page stopped responding"
     assert longest < 2000, "a single task blocked the page for seconds"
+
+
+def test_a_view_opened_mid_run_asks_for_the_text_it_missed_and_catches_up(nb: LabNotebook) -> None:
+    nb.run("late")  # --background: the kernel is free to answer the new view's request
+    first = wait_panes(nb, "late", lambda ps: len(ps) == 1 and ps[0]["len"] >= 150, "text in the first view")
+    nb.run("late_view")  # a second view of the same widget: it starts from the run's first snapshot
+    t0 = time.monotonic()
+    second = wait_panes(nb, "late_view", lambda ps: len(ps) == 1 and ps[0]["len"] > first[0]["len"],
+                        "the new view to catch up", timeout=5)
+    caught_up = time.monotonic() - t0
+    assert second[0]["status"] == "streaming", "it must catch up while the stream runs, not at its end"
+    stale = nb.grid("late_view").locator(".llmgrid-pane").get_attribute("data-stale")
+    assert stale is None, "a snapshot answered the view's request, so the pane is whole again"
+    print(f"second view caught up {caught_up:.2f} s after it was opened, at {second[0]['len']} characters")
+    nb.run("late_dump")
+    kernel = nb.read_json("late.json")
+    for key in ("late", "late_view"):
+        dom = wait_panes(nb, key, lambda ps: ps[0]["status"] == "cancelled"
+                         and ps[0]["len"] == utf16_len(kernel["texts"][LATE_MODEL]), f"{key} to end", timeout=5)
+        assert_dom_matches_kernel(dom, kernel)
