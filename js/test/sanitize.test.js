@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { renderMarkdown } from "../src/markdown.js";
-import { fragmentToHtml, isSafeUrl, sanitizeInlineHtml, sanitizeMarkdownHtml } from "../src/sanitize.js";
+import { markdownToHtml, renderMarkdown } from "../src/markdown.js";
+import {
+  fragmentToHtml,
+  isSafeUrl,
+  purifyMarkdownHtml,
+  sanitizeInlineHtml,
+  sanitizeMarkdownHtml,
+  vouchForMarkdownHtml,
+} from "../src/sanitize.js";
 
 /** @param {string} html */
 const clean = (html) => {
@@ -107,4 +114,85 @@ describe("isSafeUrl", () => {
     ["//evil.test", false],
     ["", false],
   ])("%j -> %s", (url, ok) => expect(isSafeUrl(url)).toBe(ok));
+});
+
+const MARKDOWN = [
+  "# Title with `code` and *emphasis*",
+  "",
+  "A paragraph with a [link](https://example.com \"its title\"), <https://auto.test/x?a=1&b=2>, mailto:a@b.test,",
+  "**strong**, ~~struck~~, a citation [1], an escaped \\* star, a < b > c & d, and a hard  ",
+  "break.",
+  "",
+  "1. first",
+  "2. second with [a relative link](/x) and [a script link](javascript:alert(1))",
+  "",
+  "5. starts at five",
+  "",
+  "- [ ] task",
+  "- [x] done",
+  "",
+  "> quote with <b>raw html</b> and ![an image](https://x.test/a.png)",
+  "",
+  "| left | right |",
+  "|:-----|------:|",
+  "| 1 | 2 |",
+  "",
+  "```js",
+  "const x = '<script>alert(1)</script>';",
+  "```",
+  "",
+  "<div onclick=\"x()\">raw block</div>",
+  "",
+  "***",
+  "",
+  "Final words <!-- a comment --> and [t](https://t.test ' spaced ').",
+].join("\n");
+
+describe("the fast path (vouchForMarkdownHtml)", () => {
+  it("gives exactly DOMPurify's DOM wherever it answers, over every prefix of a Markdown answer", () => {
+    let vouched = 0;
+    let total = 0;
+    for (let end = 1; end <= MARKDOWN.length; end += 2) {
+      const html = markdownToHtml(MARKDOWN.slice(0, end));
+      const fast = vouchForMarkdownHtml(html);
+      total += 1;
+      if (fast === null) continue;
+      vouched += 1;
+      expect(fragmentToHtml(fast), `prefix ${end}`).toBe(fragmentToHtml(purifyMarkdownHtml(html)));
+    }
+    // The prefixes before the first ordered list starting past 1 are plain: most are vouched for.
+    expect(vouched / total).toBeGreaterThan(0.2);
+    // A streaming paragraph, the usual tail, always is.
+    const tail = markdownToHtml("Some *streaming* text with `code`, a [link](https://x.test) and [2]");
+    expect(vouchForMarkdownHtml(tail)).not.toBeNull();
+  });
+
+  it("leaves every hostile or unusual input to DOMPurify", () => {
+    const hostile = [
+      "<p>a</p><script>alert(1)</script>",
+      '<p onclick="x()">a</p>',
+      '<a href="javascript:alert(1)">x</a>',
+      '<a href=" https://ok.test">padded</a>',
+      '<a href="java&#x09;script:alert(1)">x</a>',
+      '<a href="/relative">x</a>',
+      '<a href="https://x.test" style="color:red">x</a>',
+      '<img src="x" onerror="alert(1)">',
+      "<svg><a href=\"https://x.test\">x</a></svg>",
+      "<p>a<!-- comment --></p>",
+      '<p title="--&gt;">x</p>',
+      '<ol start="3"><li>x</li></ol>',
+      '<input type="checkbox" checked="">',
+      "<math><mi>x</mi></math>",
+      "<form><input name=x></form>",
+    ];
+    for (const html of hostile) expect(vouchForMarkdownHtml(html), html).toBeNull();
+  });
+
+  it("applies the same link policy as DOMPurify", () => {
+    const html = '<p><a href="https://ok.test/a" title="t">x</a> <a href="mailto:a@b.test">m</a> <code>Vec&lt;T&gt;</code></p>';
+    const fast = vouchForMarkdownHtml(html);
+    expect(fast).not.toBeNull();
+    expect(fragmentToHtml(/** @type {DocumentFragment} */ (fast))).toBe(fragmentToHtml(purifyMarkdownHtml(html)));
+    expect(fragmentToHtml(/** @type {DocumentFragment} */ (vouchForMarkdownHtml(html)))).toContain('target="_blank" rel="noopener noreferrer"');
+  });
 });
