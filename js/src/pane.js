@@ -284,12 +284,14 @@ export class PaneView {
       else delete this.el.dataset.stale;
     }
 
-    if (!prev || prev.reasoning !== state.reasoning) {
-      this.#updateReasoning(state.reasoning);
+    const textAppends = appends.filter((a) => a.field === "text");
+    const reasoningAppends = appends.filter((a) => a.field === "reasoning");
+    if (reasoningAppends.length > 0 || !prev || prev.reasoning !== state.reasoning) {
+      this.#updateReasoning(state.reasoning, reasoningAppends);
       grew = true;
     }
-    if (appends.length > 0 || !prev || prev.text !== state.text) {
-      const changed = this.markdown.appendAll(appends, state.text.length) ?? this.markdown.update(state.text);
+    if (textAppends.length > 0 || !prev || prev.text !== state.text) {
+      const changed = this.markdown.appendAll(textAppends, state.text.length) ?? this.markdown.update(state.text);
       if (changed) grew = true;
       this.el.dataset.textLength = String(state.text.length);
     }
@@ -315,10 +317,20 @@ export class PaneView {
     return grew;
   }
 
-  /** @param {string} reasoning */
-  #updateReasoning(reasoning) {
+  /**
+   * Reasoning is plain text: append what was appended when it lines up, else set it whole.
+   * @param {string} reasoning @param {import("./state.js").TextAppend[]} appends
+   */
+  #updateReasoning(reasoning, appends) {
     const node = this.reasoningText;
-    if (reasoning.startsWith(node.data)) node.appendData(reasoning.slice(node.data.length));
+    let at = node.length;
+    let linesUp = appends.length > 0;
+    for (const a of appends) {
+      if (a.at !== at) linesUp = false;
+      at += a.extra.length;
+    }
+    if (linesUp && at === reasoning.length) node.appendData(appends.map((a) => a.extra).join(""));
+    else if (reasoning.startsWith(node.data)) node.appendData(reasoning.slice(node.data.length));
     else node.data = reasoning;
     this.reasoningEl.hidden = reasoning.length === 0;
   }

@@ -294,13 +294,14 @@ const isArray = (x) => Array.isArray(x);
 /**
  * Fold one pane's delta into its state. Pure: returns a new state (or the same object when the
  * delta is ignored because `seq` is not newer than what the state already includes).
- * `onTextAppend(at, extra)` hears what was appended to the text, so a renderer can take in just
- * that instead of reading the whole (concatenated, not yet flattened) text every frame.
+ * `onAppend(field, at, extra)` hears what was appended to the text or the reasoning, so a
+ * renderer can take in just that instead of reading the whole (concatenated, not yet flattened)
+ * string every frame.
  * @param {LocalPaneState} state @param {unknown} delta @param {number} seq
- * @param {(at: number, extra: string) => void} [onTextAppend]
+ * @param {(field: "text" | "reasoning", at: number, extra: string) => void} [onAppend]
  * @returns {LocalPaneState}
  */
-export function applyPaneDelta(state, delta, seq, onTextAppend) {
+export function applyPaneDelta(state, delta, seq, onAppend) {
   if (!isObject(delta) || seq <= state.seq) return state;
   const next = { ...state, seq };
 
@@ -308,12 +309,15 @@ export function applyPaneDelta(state, delta, seq, onTextAppend) {
   if (text.gap) next.stale = true;
   else if (text.extra) {
     next.text = state.text + text.extra;
-    onTextAppend?.(state.text.length, text.extra);
+    onAppend?.("text", state.text.length, text.extra);
   }
 
   const reasoning = resolveAppend(state.reasoning.length, delta.reasoning, isString);
   if (reasoning.gap) next.stale = true;
-  else if (reasoning.extra) next.reasoning = state.reasoning + reasoning.extra;
+  else if (reasoning.extra) {
+    next.reasoning = state.reasoning + reasoning.extra;
+    onAppend?.("reasoning", state.reasoning.length, reasoning.extra);
+  }
 
   const calls = resolveAppend(state.tool_calls.length, delta.tool_calls, isArray);
   if (calls.gap) next.stale = true;

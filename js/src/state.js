@@ -17,9 +17,9 @@ import {
  * @typedef {import("./protocol.js").RunState} RunState
  * @typedef {import("./protocol.js").DeltaMessage} DeltaMessage
  * @typedef {{panes: PaneSpec[], states: Record<string, LocalPaneState>, run: RunState}} GridState
- * @typedef {{at: number, extra: string}} TextAppend
- * A reduction's result. `textAppends` lists, per pane, what was appended to its text;
- * `textReplaced` says the changed panes' texts were replaced (a snapshot, a new run), not appended.
+ * @typedef {{field: "text" | "reasoning", at: number, extra: string}} TextAppend
+ * A reduction's result. `textAppends` lists, per pane, what was appended to its text and its
+ * reasoning; `textReplaced` says the changed panes' texts were replaced (a snapshot, a new run).
  * @typedef {{state: GridState, changedPanes: string[], runChanged: boolean,
  *   textAppends?: Record<string, TextAppend[]>, textReplaced?: boolean}} Reduction
  */
@@ -71,8 +71,8 @@ export function reduceDelta(state, msg) {
   const textAppends = {};
   for (const [id, delta] of Object.entries(msg.panes)) {
     const current = states[id] ?? emptyPaneState();
-    const next = applyPaneDelta(current, delta, msg.seq, (at, extra) => {
-      (textAppends[id] ??= []).push({ at, extra });
+    const next = applyPaneDelta(current, delta, msg.seq, (field, at, extra) => {
+      (textAppends[id] ??= []).push({ field, at, extra });
     });
     if (next === current) continue;
     states[id] = next;
@@ -128,7 +128,7 @@ export class Store {
     /** Time (ms, caller's clock) each pane last received anything; drives the stall marker. */
     /** @type {Map<string, number>} */
     this.lastActivity = new Map();
-    /** Per pane, what was appended to its text since the view last took it. */
+    /** Per pane, what was appended to its text and reasoning since the view last took it. */
     /** @type {Map<string, TextAppend[]>} */
     this.textAppends = new Map();
   }
@@ -173,7 +173,7 @@ export class Store {
   }
 
   /**
-   * What was appended to a pane's text since the last call (oldest first), or an empty list.
+   * What was appended to a pane's text and reasoning since the last call (oldest first).
    * @param {string} id @returns {TextAppend[]}
    */
   takeTextAppends(id) {

@@ -69,12 +69,12 @@ describe("Store", () => {
     store.applyDelta({ v: 1, type: "delta", seq: 1, panes: { a: { text: [0, "he"] }, b: { text: [0, "x"] } } }, 0);
     store.applyDelta({ v: 1, type: "delta", seq: 2, panes: { a: { text: [1, "ello"], status: "streaming" } } }, 0);
     store.applyDelta({ v: 1, type: "delta", seq: 3, panes: { a: { status: "done" } } }, 0);
-    expect(store.takeTextAppends("a")).toEqual([{ at: 0, extra: "he" }, { at: 2, extra: "llo" }]);
+    expect(store.takeTextAppends("a")).toEqual([{ field: "text", at: 0, extra: "he" }, { field: "text", at: 2, extra: "llo" }]);
     expect(store.takeTextAppends("a")).toEqual([]);
     store.setSnapshot({ b: { text: "xyz", seq: 9 } });
     expect(store.takeTextAppends("b")).toEqual([]);
-    store.applyDelta({ v: 1, type: "delta", seq: 10, panes: { b: { text: [3, "!"] } } }, 0);
-    expect(store.takeTextAppends("b")).toEqual([{ at: 3, extra: "!" }]);
+    store.applyDelta({ v: 1, type: "delta", seq: 10, panes: { b: { text: [3, "!"], reasoning: [0, "hm"] } } }, 0);
+    expect(store.takeTextAppends("b")).toEqual([{ field: "text", at: 3, extra: "!" }, { field: "reasoning", at: 0, extra: "hm" }]);
     store.applyDelta({ v: 1, type: "delta", seq: 11, panes: { b: { text: [4, "?"] } } }, 0);
     store.setRun({ run_id: "other", status: "running" });
     expect(store.takeTextAppends("b")).toEqual([]);

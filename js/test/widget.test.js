@@ -335,7 +335,13 @@ describe("render", () => {
     expect(details.open).toBe(true);
     expect(inPane(el, "a", ".llmgrid-pane-reasoning-text").textContent).toBe("thinking <b>hard</b>");
     expect(details.querySelector("b")).toBeNull();
-    model.message({ v: 1, type: "delta", seq: 2, panes: { a: { text: [0, "Answer"] } } });
+    const node = inPane(el, "a", ".llmgrid-pane-reasoning-text").firstChild;
+    model.message({ v: 1, type: "delta", seq: 2, panes: { a: { reasoning: [20, " and long"] } } });
+    model.message({ v: 1, type: "delta", seq: 3, panes: { a: { reasoning: [29, "."] } } });
+    frames.run();
+    expect(inPane(el, "a", ".llmgrid-pane-reasoning-text").firstChild).toBe(node);
+    expect(node?.textContent).toBe("thinking <b>hard</b> and long.");
+    model.message({ v: 1, type: "delta", seq: 4, panes: { a: { text: [0, "Answer"] } } });
     frames.run();
     expect(details.open).toBe(false);
   });
