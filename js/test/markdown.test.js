@@ -89,9 +89,7 @@ describe("incremental markdown", () => {
         }
       }
     });
-  }
 
-  for (const [name, doc] of Object.entries(DOCS)) {
     it(`appending the new text equals a full render at every step, mixed with whole updates (${name})`, () => {
       for (let seed = 1; seed <= 12; seed++) {
         const rand = rng(seed);
