@@ -122,7 +122,11 @@ let template = null;
  */
 export function vouchForMarkdownHtml(html) {
   template ??= document.createElement("template");
-  template.innerHTML = html; // inert: nothing in a template's content loads or runs
+  try {
+    template.innerHTML = html; // inert: nothing in a template's content loads or runs
+  } catch {
+    return null; // e.g. a page that enforces Trusted Types: DOMPurify knows how to ask
+  }
   const content = template.content;
   /** @type {Element[]} */
   const elements = [];
