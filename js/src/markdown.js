@@ -208,7 +208,7 @@ export class IncrementalMarkdown {
 
   /**
    * Bring the DOM up to `text`. Appends are cheap; any other change re-renders from scratch.
-   * Reads the whole text (so V8 flattens it): a streaming view prefers `appendAll`.
+   * Reads the whole text (so V8 flattens it): a streaming view prefers `append`.
    * @param {string} text @returns {boolean} whether the DOM changed
    */
   update(text) {
@@ -220,21 +220,11 @@ export class IncrementalMarkdown {
   }
 
   /**
-   * Take in text appended since the last update, touching only the tail: the whole text is never
-   * read, so a long answer costs no more per frame than a short one. Returns null (and changes
-   * nothing) when the appends do not continue the text shown or do not reach `length`; the
-   * caller then updates with the whole text.
-   * @param {{at: number, extra: string}[]} appends @param {number} length
-   * @returns {boolean | null} whether the DOM changed, or null
+   * Take in text appended to the text shown, touching only the tail: the whole text is never
+   * read, so a long answer costs no more per frame than a short one.
+   * @param {string} added @returns {boolean} whether the DOM changed
    */
-  appendAll(appends, length) {
-    let at = this.text.length;
-    for (const a of appends) {
-      if (a.at !== at) return null;
-      at += a.extra.length;
-    }
-    if (appends.length === 0 || at !== length) return null;
-    const added = appends.length === 1 ? appends[0].extra : appends.map((a) => a.extra).join("");
+  append(added) {
     this.text += added;
     this.tail += added;
     return this.#render();

@@ -5,6 +5,7 @@
 import { IncrementalMarkdown } from "./markdown.js";
 import { isActive } from "./protocol.js";
 import { isSafeUrl, sanitizeInlineHtml } from "./sanitize.js";
+import { continuation } from "./state.js";
 
 /**
  * @typedef {import("./protocol.js").PaneSpec} PaneSpec
@@ -259,8 +260,8 @@ export class PaneView {
 
   /**
    * Show `state`. Returns whether the body content grew (so the caller may scroll it).
-   * `appends` (what was appended to the text since the last update, from the Store) lets the
-   * Markdown take in just the new text; without it, or when it does not line up, the whole text.
+   * `appends` (what was appended to the text and reasoning since the last update, from the Store)
+   * lets them take in just the new text; without it, or when it does not line up, the whole text.
    * @param {LocalPaneState} state @param {import("./state.js").TextAppend[]} [appends]
    */
   update(state, appends = []) {
@@ -291,8 +292,8 @@ export class PaneView {
       grew = true;
     }
     if (textAppends.length > 0 || !prev || prev.text !== state.text) {
-      const changed = this.markdown.appendAll(textAppends, state.text.length) ?? this.markdown.update(state.text);
-      if (changed) grew = true;
+      const added = continuation(textAppends, this.markdown.text.length, state.text.length);
+      if (added !== null ? this.markdown.append(added) : this.markdown.update(state.text)) grew = true;
       this.el.dataset.textLength = String(state.text.length);
     }
     // Reasoning is open while it streams and folds away once the answer starts.
@@ -323,13 +324,8 @@ export class PaneView {
    */
   #updateReasoning(reasoning, appends) {
     const node = this.reasoningText;
-    let at = node.length;
-    let linesUp = appends.length > 0;
-    for (const a of appends) {
-      if (a.at !== at) linesUp = false;
-      at += a.extra.length;
-    }
-    if (linesUp && at === reasoning.length) node.appendData(appends.map((a) => a.extra).join(""));
+    const added = continuation(appends, node.length, reasoning.length);
+    if (added !== null) node.appendData(added);
     else if (reasoning.startsWith(node.data)) node.appendData(reasoning.slice(node.data.length));
     else node.data = reasoning;
     this.reasoningEl.hidden = reasoning.length === 0;

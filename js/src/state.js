@@ -24,6 +24,22 @@ import {
  *   textAppends?: Record<string, TextAppend[]>, textReplaced?: boolean}} Reduction
  */
 
+/**
+ * What `appends` add to a string of `from` characters when they continue it without a gap and
+ * bring it to `to` characters, else null (the caller then reads the whole string).
+ * @param {TextAppend[]} appends @param {number} from @param {number} to
+ * @returns {string | null}
+ */
+export function continuation(appends, from, to) {
+  let at = from;
+  for (const a of appends) {
+    if (a.at !== at) return null;
+    at += a.extra.length;
+  }
+  if (appends.length === 0 || at !== to) return null;
+  return appends.length === 1 ? appends[0].extra : appends.map((a) => a.extra).join("");
+}
+
 /** @returns {GridState} */
 export function emptyGridState() {
   return { panes: [], states: {}, run: emptyRun() };

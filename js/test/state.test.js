@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseMessage } from "../src/protocol.js";
-import { Store, reduceSnapshot, emptyGridState, reduceDelta } from "../src/state.js";
+import { Store, continuation, reduceSnapshot, emptyGridState, reduceDelta } from "../src/state.js";
 import fixture from "./fixtures/messages.json";
 
 /**
@@ -78,6 +78,15 @@ describe("Store", () => {
     store.applyDelta({ v: 1, type: "delta", seq: 11, panes: { b: { text: [4, "?"] } } }, 0);
     store.setRun({ run_id: "other", status: "running" });
     expect(store.takeTextAppends("b")).toEqual([]);
+  });
+
+  it("joins appends only when they continue the string without a gap and reach its length", () => {
+    const a = (/** @type {number} */ at, /** @type {string} */ extra) => ({ field: /** @type {const} */ ("text"), at, extra });
+    expect(continuation([a(14, " para"), a(19, "!")], 14, 20)).toBe(" para!");
+    expect(continuation([a(3, "x")], 14, 15)).toBeNull(); // not at the end of what is shown
+    expect(continuation([a(14, " para"), a(20, "y")], 14, 21)).toBeNull(); // a hole
+    expect(continuation([a(14, " para")], 14, 30)).toBeNull(); // falls short of the state's length
+    expect(continuation([], 14, 14)).toBeNull();
   });
 
   it("replaces a stale pane from any snapshot, even one older than its seq", () => {
