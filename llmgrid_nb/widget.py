@@ -19,9 +19,10 @@ The sink coalesces every event between flushes and flushes at most ``rate`` time
 with a true throttle: a leading flush when idle, a trailing flush always scheduled while
 anything is pending, never a debounce. With many panes the rate drops so that no more than
 ``pane_updates`` pane deltas go out a second (100 panes: 10 flushes a second): the sink's work
-in the kernel stays bounded however many streams run, and so does its effect on their timing. When a stream ends, its full state goes out once as a
-delta marked ``final`` with offsets 0 (idempotent: the view appends only what it lacks, and a
-view that had missed deltas is whole again). No snapshot is built while streams run unless a
+in the kernel stays bounded however many streams run, and so does its effect on their timing.
+When a stream ends, its full state goes out once as a delta marked ``final`` with offsets 0
+(idempotent: the view appends only what it lacks, and a view that had missed deltas is whole
+again). No snapshot is built while streams run unless a
 view asks: with every pane's text in it, it is the largest thing the kernel sends.
 """
 

@@ -15,8 +15,11 @@ function sameShell(a, b) {
   return true;
 }
 
-/** @param {CharacterData} node @param {string} data */
-function setData(node, data) {
+/**
+ * Give a text node `data`, appending when it only grew. @returns {boolean} whether it changed
+ * @param {CharacterData} node @param {string} data
+ */
+export function setData(node, data) {
   if (node.data === data) return false;
   if (data.startsWith(node.data)) node.appendData(data.slice(node.data.length));
   else node.data = data;

@@ -3,6 +3,7 @@
 // except search descriptions, which pass through the inline sanitiser.
 
 import { IncrementalMarkdown } from "./markdown.js";
+import { setData } from "./morph.js";
 import { isActive } from "./protocol.js";
 import { isSafeUrl, sanitizeInlineHtml } from "./sanitize.js";
 import { continuation } from "./state.js";
@@ -326,8 +327,7 @@ export class PaneView {
     const node = this.reasoningText;
     const added = continuation(appends, node.length, reasoning.length);
     if (added !== null) node.appendData(added);
-    else if (reasoning.startsWith(node.data)) node.appendData(reasoning.slice(node.data.length));
-    else node.data = reasoning;
+    else setData(node, reasoning);
     this.reasoningEl.hidden = reasoning.length === 0;
   }
 

@@ -73,13 +73,17 @@ const DOCS = {
   headings: "# h1\n## h2\ntext\n### h3 ###\n\nline\n---\n\n***\n\n#nospace\n\n  # indented heading\n",
 };
 
+/** A seeded PRNG and an empty renderer, for one random-split run. @param {number} seed */
+function fresh(seed) {
+  const container = document.createElement("div");
+  return { rand: rng(seed), container, md: new IncrementalMarkdown(container) };
+}
+
 describe("incremental markdown", () => {
   for (const [name, doc] of Object.entries(DOCS)) {
     it(`equals a full render at every step for random splits (${name})`, () => {
       for (let seed = 1; seed <= 12; seed++) {
-        const rand = rng(seed);
-        const container = document.createElement("div");
-        const md = new IncrementalMarkdown(container);
+        const { rand, container, md } = fresh(seed);
         let pos = 0;
         while (pos < doc.length) {
           pos = Math.min(doc.length, pos + 1 + Math.floor(rand() * 12));
@@ -92,9 +96,7 @@ describe("incremental markdown", () => {
 
     it(`appending the new text equals a full render at every step, mixed with whole updates (${name})`, () => {
       for (let seed = 1; seed <= 12; seed++) {
-        const rand = rng(seed);
-        const container = document.createElement("div");
-        const md = new IncrementalMarkdown(container);
+        const { rand, container, md } = fresh(seed);
         let pos = 0;
         while (pos < doc.length) {
           // One to three appends per frame, as a frame can take in several deltas.
