@@ -17,7 +17,7 @@
 // in a settled block stays literal when `[ref]: url` arrives later.
 
 import { Marked } from "marked";
-import { morphChildren } from "./morph.js";
+import { appendTextByHtml, morphChildren } from "./morph.js";
 import { sanitizeMarkdownHtml } from "./sanitize.js";
 
 /** @typedef {import("marked").Token} Token */
@@ -259,7 +259,8 @@ export class IncrementalMarkdown {
     }
     const tailHtml = marked.parser(settled.count > 0 ? tokens.slice(settled.count) : tokens);
     if (tailHtml !== this.tailHtml) {
-      morphChildren(this.container, sanitizeMarkdownHtml(tailHtml), this.settledNodeCount);
+      const grown = this.tailHtml !== null && appendTextByHtml(this.container, this.tailHtml, tailHtml);
+      if (!grown) morphChildren(this.container, sanitizeMarkdownHtml(tailHtml), this.settledNodeCount);
       this.tailHtml = tailHtml;
       changed = true;
     }

@@ -126,6 +126,30 @@ describe("incremental markdown", () => {
     }
   });
 
+  it("grows a streaming paragraph without parsing any HTML", () => {
+    const container = document.createElement("div");
+    const md = new IncrementalMarkdown(container);
+    md.append("# Title\n\nA paragraph with *emphasis* that ");
+    const text = container.querySelector("p")?.lastChild;
+    const setter = /** @type {PropertyDescriptor} */ (Object.getOwnPropertyDescriptor(Element.prototype, "innerHTML"));
+    let parses = 0;
+    Object.defineProperty(Element.prototype, "innerHTML", {
+      ...setter,
+      set(/** @type {string} */ v) {
+        parses += 1;
+        setter.set?.call(this, v);
+      },
+    });
+    try {
+      for (const word of ["keeps ", "growing, ", "it's ", "1 < 2 ", "& done"]) md.append(word);
+    } finally {
+      Object.defineProperty(Element.prototype, "innerHTML", setter);
+    }
+    expect(parses).toBe(0);
+    expect(container.querySelector("p")?.lastChild).toBe(text);
+    expect(container.innerHTML).toBe(full(md.text));
+  });
+
   it("keeps settled block nodes instead of rebuilding them", () => {
     const container = document.createElement("div");
     const md = new IncrementalMarkdown(container);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { morphChildren } from "../src/morph.js";
+import { appendTextByHtml, morphChildren } from "../src/morph.js";
 
 /** @param {string} html */
 function frag(html) {
@@ -61,5 +61,55 @@ describe("morphChildren", () => {
     const el = box("<p>abc</p>");
     morphChildren(el, frag("<p>abd</p>"));
     expect(el.innerHTML).toBe("<p>abd</p>");
+  });
+});
+
+describe("appendTextByHtml", () => {
+  it("appends text that grew before the closing tags to the one text node, entities decoded", () => {
+    const old = "<p>Hello <em>big wor</em></p>\n";
+    const el = box(old);
+    const text = el.querySelector("em")?.firstChild;
+    const grown = "<p>Hello <em>big world &amp; it&#39;s &lt;ok&gt;</em></p>\n";
+    expect(appendTextByHtml(el, old, grown)).toBe(true);
+    expect(el.innerHTML).toBe(box(grown).innerHTML);
+    expect(el.querySelector("em")?.firstChild).toBe(text);
+    expect(el.querySelector("em")?.childNodes.length).toBe(1);
+  });
+
+  it("inserts before whitespace that ends the same text node", () => {
+    const old = "<ul>\n<li>item\n</li>\n</ul>\n";
+    const el = box(old);
+    const grown = "<ul>\n<li>item more\n</li>\n</ul>\n";
+    expect(appendTextByHtml(el, old, grown)).toBe(true);
+    expect(el.innerHTML).toBe(box(grown).innerHTML);
+  });
+
+  it("works on the last nodes of a container that holds other nodes before them", () => {
+    const el = box("<h1>kept</h1><p>tail</p>");
+    expect(appendTextByHtml(el, "<p>tail</p>", "<p>tail grows</p>")).toBe(true);
+    expect(el.innerHTML).toBe("<h1>kept</h1><p>tail grows</p>");
+  });
+
+  it("refuses anything but plain text before closing tags, and touches nothing then", () => {
+    const cases = [
+      ["<p>a</p>", "<p>a<em>b</em></p>"], // markup inserted
+      ["<p>a</p>", "<p>a &nbsp;</p>"], // an entity the renderer does not make
+      ["<p>ab</p>", "<p>ac</p>"], // not an append
+      ["<p>ab</p>", "<p>a</p>"], // shorter
+      ["<p>a</p><p>b</p>", "<p>a</p>x<p>b</p>"], // inserted text is followed by an opening tag
+      ["", "text"], // loose text, outside any element
+      ["<p><em></em></p>", "<p><em></em>x</p>"], // after an element, not a text node
+    ];
+    for (const [old, grown] of cases) {
+      const el = box(old);
+      expect(appendTextByHtml(el, old, grown), `${old} -> ${grown}`).toBe(false);
+      expect(el.innerHTML).toBe(box(old).innerHTML);
+    }
+  });
+
+  it("refuses when the DOM is not the old HTML", () => {
+    const el = box("<p>a</p>");
+    expect(appendTextByHtml(el, "<li>a</li>", "<li>ab</li>")).toBe(false);
+    expect(el.innerHTML).toBe("<p>a</p>");
   });
 });
