@@ -3,7 +3,7 @@
 // except search descriptions, which pass through the inline sanitiser.
 
 import { IncrementalMarkdown } from "./markdown.js";
-import { setData } from "./morph.js";
+import { setData, setText } from "./morph.js";
 import { isActive } from "./protocol.js";
 import { isSafeUrl, sanitizeInlineHtml } from "./sanitize.js";
 import { continuation } from "./state.js";
@@ -279,7 +279,7 @@ export class PaneView {
     const active = isActive(state.status);
     this.stopEl.hidden = !active;
     this.stopEl.disabled = this.stopRequested;
-    if (!this.stopRequested) this.stopEl.textContent = "Stop";
+    if (!this.stopRequested) setText(this.stopEl, "Stop");
 
     if (!prev || prev.stale !== state.stale) {
       if (state.stale) this.el.dataset.stale = "true";
@@ -347,9 +347,9 @@ export class PaneView {
 
   /** @param {PaneMetrics} m */
   #updateMetrics(m) {
-    this.ttftEl.textContent = `TTFT ${m.ttft_s === null ? "–" : `${fmt(m.ttft_s, 2)} s`}`;
-    this.tokensEl.textContent = `${m.tokens} tok`;
-    this.tpsEl.textContent = `${fmt(m.tokens_per_s, 1)} tok/s`;
+    setText(this.ttftEl, `TTFT ${m.ttft_s === null ? "–" : `${fmt(m.ttft_s, 2)} s`}`);
+    setText(this.tokensEl, `${m.tokens} tok`);
+    setText(this.tpsEl, `${fmt(m.tokens_per_s, 1)} tok/s`);
   }
 
   /**
@@ -358,7 +358,7 @@ export class PaneView {
    */
   setStalled(stalled, silentMs) {
     if (stalled) {
-      this.stallEl.textContent = `stalled ${(silentMs / 1000).toFixed(1)} s`;
+      setText(this.stallEl, `stalled ${(silentMs / 1000).toFixed(1)} s`);
       if (!this.stalled) this.header.insertBefore(this.stallEl, this.stopEl);
     } else if (this.stalled) {
       this.stallEl.remove();

@@ -1,6 +1,7 @@
 // The grid: pane views in display order (master panes span the full width below the others),
 // the run footer, and the flush that writes a Store's dirty state into them.
 
+import { setText } from "./morph.js";
 import { PaneView, h } from "./pane.js";
 import { paneState } from "./state.js";
 
@@ -141,9 +142,9 @@ export class GridView {
   #updateRun(run) {
     this.runReceivedAt = this.now();
     this.root.dataset.runStatus = run.status;
-    this.runStatusEl.textContent = run.status;
+    setText(this.runStatusEl, run.status);
     this.runStatusEl.className = `llmgrid-badge llmgrid-run-status llmgrid-run-${run.status}`;
-    this.totalTokensEl.textContent = `${run.total_tokens} tok`;
+    setText(this.totalTokensEl, `${run.total_tokens} tok`);
     if (run.status !== "running") this.stopRequested = false;
     // A kernel blocked waiting for the run cannot receive clicks: say how to stop it instead.
     this.root.dataset.stoppable = String(run.stoppable);
@@ -151,8 +152,8 @@ export class GridView {
     this.stopButton.title = run.stoppable
       ? "Stop the whole run"
       : "The kernel is waiting for this run: interrupt the kernel (■) to stop it, or use --background for live Stop buttons";
-    if (!this.stopRequested) this.stopButton.textContent = run.stoppable || run.status !== "running" ? "Stop" : "Interrupt kernel to stop";
-    this.promptEl.textContent = run.prompt;
+    if (!this.stopRequested) setText(this.stopButton, run.stoppable || run.status !== "running" ? "Stop" : "Interrupt kernel to stop");
+    setText(this.promptEl, run.prompt);
     this.promptEl.title = run.prompt;
     this.promptEl.hidden = !run.prompt;
   }
@@ -200,7 +201,7 @@ export class GridView {
   tick(store) {
     const now = this.now();
     const elapsed = formatElapsed(liveElapsed(store.state.run, this.runReceivedAt, now));
-    if (this.elapsedEl.textContent !== elapsed) this.elapsedEl.textContent = elapsed;
+    setText(this.elapsedEl, elapsed);
     for (const [id, view] of this.views) {
       view.tick(now, store.lastActivity.get(id) ?? Math.max(this.createdAt, this.runReceivedAt));
     }
