@@ -168,6 +168,33 @@ def long_task_breakdown(events: list[dict[str, Any]], over_ms: float = 50.0) -> 
     return out
 
 
+TRACE_TOTALS = ("MajorGC", "MinorGC", "ParseHTML", "UpdateLayoutTree", "Layout", "PrePaint", "Paint",
+                "Layerize", "FunctionCall widget")
+
+
+def trace_totals(events: list[dict[str, Any]]) -> dict[str, tuple[int, float]]:
+    """How often, and for how many ms in all, the page's main thread ran each kind of work
+    (``TRACE_TOTALS``) over the trace: a figure of work done, steadier than long-task counts on a
+    noisy machine. Top-level events only, so nested ones are not counted twice."""
+    mains = {(e["pid"], e["tid"]) for e in events
+             if e.get("ph") == "M" and e.get("name") == "thread_name"
+             and e.get("args", {}).get("name") == "CrRendererMain"}
+    totals: dict[str, tuple[int, float]] = {}
+    open_until: dict[str, float] = {}
+    for e in sorted((e for e in events if e.get("ph") == "X" and (e.get("pid"), e.get("tid")) in mains),
+                    key=lambda e: e["ts"]):
+        name = e["name"]
+        if name == "FunctionCall":
+            url = e.get("args", {}).get("data", {}).get("url", "")
+            name = "FunctionCall widget" if url.startswith("blob:") else name
+        if name not in TRACE_TOTALS or e["ts"] < open_until.get(name, 0):
+            continue
+        open_until[name] = e["ts"] + e.get("dur", 0)
+        n, ms = totals.get(name, (0, 0.0))
+        totals[name] = (n + 1, ms + e.get("dur", 0) / 1000)
+    return {k: (n, round(ms, 1)) for k, (n, ms) in totals.items()}
+
+
 def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool = False,
             trace: bool = False) -> dict[str, Any]:
     tokens = int(rate * seconds)
@@ -311,6 +338,7 @@ def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool 
         "panes_complete": len(visible),
         "profile_top_self_ms": profile_summary(cpu_profile) if cpu_profile else [],
         "trace_long_tasks": long_task_breakdown(trace_events) if trace else [],
+        "trace_totals": trace_totals(trace_events) if trace else {},
         "cpu_percent": {role: 100 * (cpu_after.get(role, 0.0) - t) / elapsed for role, t in cpu_before.items()},
     }
 
@@ -353,6 +381,9 @@ def main() -> None:
           "shows up as long tasks).")
     for name, ms in r["profile_top_self_ms"]:
         print(f"  self {ms:7.1f} ms  {name}")
+    if r["trace_totals"]:
+        print("  traced main-thread work over the run (count, ms): " + ", ".join(
+            f"{k} {n}x {ms} ms" for k, (n, ms) in sorted(r["trace_totals"].items(), key=lambda kv: -kv[1][1])))
     for task in r["trace_long_tasks"]:
         print(f"  traced task {task['ms']} ms: " + ", ".join(f"{k} {v}" for k, v in task["inside"]))
     print(f"Long tasks at (ms after streaming began, duration): {r['longtasks_at_ms']}")
