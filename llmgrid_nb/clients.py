@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from . import rx_stamps
+
 __all__ = ["ClientPool", "host_key", "is_loopback_url"]
 
 
@@ -28,6 +30,12 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
+def _stamped_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    from .rx_transport import transport  # httpcore: imported with the first client, not with us
+
+    return transport(limits)
+
+
 class ClientPool:
     """Lazily created AsyncClients keyed by host; lives on the engine loop."""
 
@@ -36,12 +44,16 @@ class ClientPool:
 
     def client_for(self, url: str) -> httpx.AsyncClient:
         """The client for ``url``'s host, created on first use."""
-        key = host_key(url)
+        # Plain-HTTP hosts: chunk arrival times from the kernel's receive stamps (rx_stamps).
+        stamped = urlsplit(url).scheme == "http" and rx_stamps.enabled()
+        key = host_key(url) + (" rx-stamped" if stamped else "")
         client = self._clients.get(key)
         if client is None or client.is_closed:
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
             client = httpx.AsyncClient(
                 timeout=httpx.Timeout(10.0, read=None),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+                limits=limits,
+                transport=_stamped_transport(limits) if stamped else None,
                 # Proxies from the environment apply to remote hosts, never to loopback.
                 trust_env=not is_loopback_url(url),
                 follow_redirects=False,

@@ -1,8 +1,9 @@
 """The event vocabulary: what every source yields and every sink consumes.
 
 Each event is a small frozen dataclass with ``source`` (the pane's unique name), ``t_s``
-(seconds since the run started, on the engine's monotonic clock, taken when the bytes that
-carried it were parsed) and a class-level ``kind``.
+(seconds since the run started, on the engine's monotonic clock: when the bytes that carried it
+reached the machine, from the kernel's receive stamp on plain HTTP (``rx_stamps``), else when
+they were read) and a class-level ``kind``.
 """
 
 from __future__ import annotations

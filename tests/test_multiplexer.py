@@ -181,16 +181,15 @@ async def _await(grid: lg.Grid) -> lg.Grid:
 def test_connections_are_pooled_per_host_and_reused_across_runs() -> None:
     from llmgrid_nb.engine import get_engine
 
-    from llmgrid_nb.clients import host_key
     from llmgrid_nb.sim import default_simulator
 
     lg.run(PROMPT, ["sim/fast?tokens=5"])
     pool = get_engine().pool
-    key = host_key(default_simulator().openai_base)
-    client = pool._clients[key]
-    before = set(pool._clients)
+    before = dict(pool._clients)
+    client = pool.client_for(default_simulator().openai_base)
+    assert client in before.values()
     lg.run(PROMPT, ["sim/fast?tokens=5", "sim/steady?tokens=5"])
-    assert set(pool._clients) == before and pool._clients[key] is client
+    assert pool._clients == before and pool.client_for(default_simulator().openai_base) is client
     assert isinstance(client, httpx.AsyncClient) and not client.is_closed
 
 

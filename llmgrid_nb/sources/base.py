@@ -106,9 +106,15 @@ class StreamContext:
             self.t_first_message = None
         return t
 
-    def activity(self) -> float:
-        """Stamp a network read: returns its time and resets the stall watchdog."""
-        t = time.monotonic() - self._t0
+    def activity(self, received_at: float | None = None) -> float:
+        """Stamp a network read: returns its time and resets the stall watchdog.
+
+        ``received_at`` is when the kernel received the bytes (``rx_stamps.receive_time``), used
+        when it is known and plausible (within this attempt, not in the future); else now."""
+        now = time.monotonic()
+        if received_at is not None and self._t0 + self.last_activity <= received_at <= now:
+            now = received_at
+        t = now - self._t0
         self.last_activity = t
         return t
 
@@ -145,8 +151,8 @@ class _NestedContext(StreamContext):
         super().__init__(parent.name, parent._t0, parent._pool, parent.connect_timeout)
         self._parent = parent
 
-    def activity(self) -> float:
-        t = self._parent.activity()
+    def activity(self, received_at: float | None = None) -> float:
+        t = self._parent.activity(received_at)
         self.last_activity = t
         return t
 

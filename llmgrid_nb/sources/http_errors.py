@@ -7,6 +7,7 @@ import json
 import ssl
 import time
 from collections.abc import Sequence
+from typing import TypeVar
 
 import httpx
 
@@ -16,6 +17,7 @@ from ..errors import ProviderError
 __all__ = ["error_from_response", "parse_retry_after", "translate_transport_error"]
 
 _MAX_ERROR_BODY = 64 * 1024
+E = TypeVar("E", bound=BaseException)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -102,13 +104,13 @@ async def error_from_response(
     )
 
 
-def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
-    """The ssl.SSLError behind a transport error, following the exception chain."""
+def _cause(exc: BaseException, kind: type[E]) -> E | None:
+    """The ``kind`` exception behind a transport error, following the exception chain."""
     seen: BaseException | None = exc
     for _ in range(6):
         if seen is None:
             return None
-        if isinstance(seen, ssl.SSLError):
+        if isinstance(seen, kind):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
@@ -122,7 +124,7 @@ def translate_transport_error(exc: httpx.HTTPError, url: str) -> ProviderError:
     if isinstance(exc, httpx.ConnectTimeout):
         return ProviderError(f"timed out connecting to {host}", retryable=True, kind="connect")
     if isinstance(exc, httpx.ConnectError):
-        tls = _ssl_cause(exc)
+        tls = _cause(exc, ssl.SSLError)
         if tls is not None:
             return ProviderError(f"TLS error talking to {host}: {getattr(tls, 'reason', None) or tls}",
                                  retryable=False, kind="tls")
@@ -131,7 +133,8 @@ def translate_transport_error(exc: httpx.HTTPError, url: str) -> ProviderError:
         return ProviderError(f"the connection to {host} broke mid-response: {reason}",
                              retryable=True, kind="reset")
     if isinstance(exc, httpx.ReadError):
-        detail = f": {exc}" if str(exc) else " by the server"
+        reset = not str(exc) or _cause(exc, ConnectionResetError) is not None
+        detail = " by the server" if reset else f": {exc}"
         return ProviderError(f"the connection to {host} was reset{detail}", retryable=True, kind="reset")
     if isinstance(exc, httpx.TimeoutException):
         return ProviderError(f"timed out talking to {host}: {reason}", retryable=True, kind="timeout")

@@ -12,6 +12,7 @@ from ..config import ollama_base_url
 from ..errors import ConfigError, ProviderError
 from ..events import Done, Error, Event, Reasoning, Status, Token, ToolCall, Usage
 from ..lines import LineDecoder
+from ..rx_stamps import receive_time
 from .base import Prompt, SourceOptions, StreamContext
 from .http_errors import describe_error_object, error_from_response, translate_transport_error
 from .openai_sse import count
@@ -162,7 +163,7 @@ class Ollama:
                 yield Status(ctx.name, ctx.now(), "waiting")
                 lines = LineDecoder()
                 async for raw in resp.aiter_bytes():
-                    t = ctx.activity()
+                    t = ctx.activity(receive_time(resp))
                     for line in lines.decode(raw):
                         ctx.first_message(t)
                         for ev in parser.feed(line, t):

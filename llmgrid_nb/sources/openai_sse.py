@@ -17,6 +17,7 @@ import httpx
 from ..config import Secret, env_key
 from ..errors import ConfigError, ProviderError
 from ..events import Done, Error, Event, Reasoning, Status, Token, ToolCall, Usage
+from ..rx_stamps import receive_time
 from ..sse import SSEDecoder
 from .base import Prompt, SourceOptions, StreamContext
 from .http_errors import describe_error_object, error_from_response, translate_transport_error
@@ -227,7 +228,7 @@ class OpenAICompatible:
                 decoder = SSEDecoder()
                 saw_done = False
                 async for raw in resp.aiter_bytes():
-                    t = ctx.activity()
+                    t = ctx.activity(receive_time(resp))
                     for sse in decoder.decode(raw):
                         ctx.first_message(t)
                         if sse.data == "[DONE]":
