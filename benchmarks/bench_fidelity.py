@@ -6,6 +6,12 @@ For each configuration it prints arrival - send (median, p99), the relative erro
 TPOT against the values computed from the send log, client CPU per 1,000 chunks as a ratio to a
 raw httpx loop measured in the same run, and memory per stream.
 
+On plain HTTP (the simulator here) a chunk's arrival time is the kernel's receive stamp
+(``llmgrid_nb/rx_stamps.py``). The rows marked "loop read time" turn that off
+(``LLMGRID_KERNEL_TIMESTAMPS=0``) and stamp chunks when the engine loop reads them, as TLS
+connections and LiteLLM still do: how far that lags is what the kernel stamps take out of the
+measurement (and how late the live display can be).
+
     python benchmarks/bench_fidelity.py [--quick] [--only LABEL] [--streams N]
 """
 
@@ -200,14 +206,23 @@ def in_kernel(sim_urls: list[str], streams: int, rate: float, tokens: int, *, wi
 
 
 def configuration(label: str, sims: list, streams: int, rate: float, tokens: int, *, litellm: bool = False,
-                  widget: bool = False, kernel: bool = False) -> str:
+                  widget: bool = False, kernel: bool = False, read_time: bool = False) -> str:
     raw_k, raw_lag = raw_same_workload(sims, streams, rate, tokens)
     urls = [s.url for s in sims]
-    if kernel:
-        r = in_kernel(urls, streams, rate, tokens, widget=widget)
-        label += f" ({r['comm_msgs']} comm messages, {r['comm_kib']:.0f} KiB on iopub)"
-    else:
-        r = measure_run(urls, streams, rate, tokens, litellm=litellm, widget=widget)
+    saved = os.environ.get("LLMGRID_KERNEL_TIMESTAMPS")
+    if read_time:  # read by the client pool (in process) and inherited by a kernel
+        os.environ["LLMGRID_KERNEL_TIMESTAMPS"] = "0"
+    try:
+        if kernel:
+            r = in_kernel(urls, streams, rate, tokens, widget=widget)
+            label += f" ({r['comm_msgs']} comm messages, {r['comm_kib']:.0f} KiB on iopub)"
+        else:
+            r = measure_run(urls, streams, rate, tokens, litellm=litellm, widget=widget)
+    finally:
+        if saved is None:
+            os.environ.pop("LLMGRID_KERNEL_TIMESTAMPS", None)
+        else:
+            os.environ["LLMGRID_KERNEL_TIMESTAMPS"] = saved
     k = r["cpu_per_k_ms"]
     return (f"| {label} | {streams} x {rate:g}/s | {r['done']}/{streams} | {r['lag_p50_ms']:.2f} | "
             f"{r['lag_p99_ms']:.2f} | {np.median(raw_lag):.2f} / {np.percentile(raw_lag, 99):.2f} | "
@@ -242,9 +257,15 @@ def main() -> None:
                 ("direct, in a kernel, no widget", 20, 50, 150, {"kernel": True}),
                 ("direct + widget, in a kernel", 100, 50, 150, {"widget": True, "kernel": True}),
                 ("direct, in a kernel, no widget", 100, 50, 150, {"kernel": True}),
+                ("direct, loop read time", 20, 50, 150, {"read_time": True}),
+                ("direct, loop read time", 100, 50, 150, {"read_time": True}),
+                ("direct + widget, in a kernel, loop read time", 100, 50, 150,
+                 {"widget": True, "kernel": True, "read_time": True}),
+                ("direct, in a kernel, no widget, loop read time", 100, 50, 150, {"kernel": True, "read_time": True}),
                 ("LiteLLM", 1, 50, 150, {"litellm": True}), ("LiteLLM", 20, 50, 150, {"litellm": True})]
         if not args.quick:
             rows += [("LiteLLM", 100, 50, 150, {"litellm": True}), ("direct", 1000, 5, 30, {}),
+                     ("direct, loop read time", 1000, 5, 30, {"read_time": True}),
                      ("LiteLLM", 1000, 5, 30, {"litellm": True})]
         for label, n, rate, tokens, kw in rows:
             if (args.only and args.only not in label) or (args.streams and args.streams != n):
