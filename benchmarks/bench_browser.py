@@ -11,7 +11,8 @@ pane's final text is in the DOM. Not a test: it prints figures, not verdicts.
 To see what a long task was made of: ``--trace`` records a Chrome trace and breaks every task
 over 50 ms into what ran in it (the widget's frame, style, layout, paint, garbage collection);
 ``--profile`` samples the page's JavaScript. Both slow the page down; the figures of record
-come from a run without them.
+come from a run without them. ``--control`` runs the same streams with ``--no-widget``: the long
+tasks JupyterLab and this machine have without any pane to render.
 """
 
 from __future__ import annotations
@@ -196,12 +197,13 @@ def trace_totals(events: list[dict[str, Any]]) -> dict[str, tuple[int, float]]:
 
 
 def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool = False,
-            trace: bool = False) -> dict[str, Any]:
+            trace: bool = False, control: bool = False) -> dict[str, Any]:
     tokens = int(rate * seconds)
     models = [f"sim/steady?rate={rate:g}&tokens={tokens}&jitter=0&seed={i}" for i in range(panes)]
+    no_widget = "--no-widget " if control else ""
     cells = {
         "setup": "%load_ext llmgrid_nb\nprint('ready')",
-        "run": f'%llmgrid -m "{",".join(models)}" "{prompt}"',
+        "run": f'%llmgrid {no_widget}-m "{",".join(models)}" "{prompt}"',
         "dump": DUMP,
     }
     frames = 0  # delta frames seen by Playwright's websocket listener
@@ -275,11 +277,13 @@ def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool 
                 changes = page.evaluate("window.__lg.panes")
                 longtasks = page.evaluate("window.__longtasks")
                 loafs = page.evaluate("window.__loaf")
-                if nb.grid("run").count() != 1:
-                    raise SystemExit(f"the grid never rendered in the browser:\n{nb.all_outputs()}")
-                ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                page.set_viewport_size({"width": 1500, "height": 2200})  # room for all 8 panes
-                nb.grid("run").screenshot(path=str(ARTIFACTS / "bench_browser.png"))
+                time_origin = page.evaluate("performance.timeOrigin")
+                if not control:
+                    if nb.grid("run").count() != 1:
+                        raise SystemExit(f"the grid never rendered in the browser:\n{nb.all_outputs()}")
+                    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                    page.set_viewport_size({"width": 1500, "height": 2200})  # room for all 8 panes
+                    nb.grid("run").screenshot(path=str(ARTIFACTS / "bench_browser.png"))
                 context.close()
                 chromium.close()
         finally:
@@ -298,6 +302,9 @@ def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool 
     streaming = [c["t"] for c in changes if c["status"] == "streaming"]
     t_stream = min(streaming) if streaming else t_press
     t_end = max(c["t"] for c in visible.values()) if visible else float("inf")
+    if control:  # no panes: the streaming window from the kernel's clock, in the page's time
+        t_stream = (kernel["t0_wall"] + kernel["first_token_s"]) * 1000 - time_origin
+        t_end = (kernel["t0_wall"] + kernel["last_token_s"]) * 1000 - time_origin
     during = [t["duration"] for t in longtasks if t_stream <= t["start"] <= t_end]
     startup = [t["duration"] for t in longtasks if t_press <= t["start"] < t_stream]
     frames_during = [f for f in loafs if t_stream <= f["start"] <= t_end]
@@ -351,9 +358,11 @@ def main() -> None:
     parser.add_argument("--prompt", default="Explain SSE")
     parser.add_argument("--profile", action="store_true", help="also sample the page's JS (adds overhead)")
     parser.add_argument("--trace", action="store_true", help="record a Chrome trace and break down long tasks")
+    parser.add_argument("--control", action="store_true",
+                        help="the same streams with --no-widget: long tasks of JupyterLab and the machine alone")
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    r = measure(args.panes, args.rate, args.seconds, args.prompt, args.profile, args.trace)
+    r = measure(args.panes, args.rate, args.seconds, args.prompt, args.profile, args.trace, args.control)
     r["load_average_before"] = load
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "bench_browser.json").write_text(json.dumps(r, indent=2))
