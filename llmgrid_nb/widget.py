@@ -18,8 +18,9 @@ by a view that missed deltas (opened mid-run, or reloaded); the sink answers wit
 The sink coalesces every event between flushes and flushes at most ``rate`` times a second
 with a true throttle: a leading flush when idle, a trailing flush always scheduled while
 anything is pending, never a debounce. With many panes the rate drops so that no more than
-``pane_updates`` pane deltas go out a second (100 panes: 10 flushes a second): the sink's work
-in the kernel stays bounded however many streams run, and so does its effect on their timing.
+``pane_updates`` pane deltas go out a second (8 panes: 20 flushes a second, 16: 10, never under
+5): the sink's work in the kernel stays bounded however many streams run, and so does the
+browser's, which styles, lays out and paints every pane update (benchmarks/bench_browser.py).
 When a stream ends, its full state goes out once as a delta marked ``final`` with offsets 0
 (idempotent: the view appends only what it lacks, and a view that had missed deltas is whole
 again). No snapshot is built while streams run unless a
@@ -200,7 +201,7 @@ class WidgetSink:
     #: The lowest flush rate the pane budget may bring it down to.
     MIN_RATE = 5.0
 
-    def __init__(self, widget: GridWidget, *, rate: float = 25.0, pane_updates: float = 1000.0,
+    def __init__(self, widget: GridWidget, *, rate: float = 25.0, pane_updates: float = 160.0,
                  stoppable: bool = True) -> None:
         self.widget = widget
         self.rate = rate
