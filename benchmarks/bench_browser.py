@@ -170,7 +170,7 @@ def long_task_breakdown(events: list[dict[str, Any]], over_ms: float = 50.0) -> 
 
 
 TRACE_TOTALS = ("MajorGC", "MinorGC", "ParseHTML", "UpdateLayoutTree", "Layout", "PrePaint", "Paint",
-                "Layerize", "FunctionCall widget")
+                "Layerize", "IntersectionObserverController::computeIntersections", "FunctionCall widget")
 
 
 def trace_totals(events: list[dict[str, Any]]) -> dict[str, tuple[int, float]]:

@@ -141,11 +141,35 @@ function fenceCodeText(content) {
   return content === "" || content.endsWith("\n") ? content : content + "\n";
 }
 
+/**
+ * Settled blocks are wrapped, this many nodes at a time, in a group that the stylesheet gives
+ * `content-visibility: auto`: the browser skips the layout and paint of groups out of view, and
+ * checks a few dozen groups for visibility each frame instead of every block of a long answer
+ * (per block, those checks cost the 8-pane benchmark about as much as its layout). The newest
+ * settled blocks stay loose until there are two groups' worth, so the blocks near the tail are
+ * never re-parented while in view.
+ */
+export const GROUP_SIZE = 16;
+const GROUP_CLASS = "llmgrid-md-group";
+
+/**
+ * The HTML a Markdown container shows, without its layout groups: what a full render gives.
+ * @param {Element} container @returns {string}
+ */
+export function renderedHtml(container) {
+  const copy = /** @type {Element} */ (container.cloneNode(true));
+  for (const group of copy.querySelectorAll(`:scope > .${GROUP_CLASS}`)) group.replaceWith(...group.childNodes);
+  return copy.innerHTML;
+}
+
 /** Renders a growing text into `container`, touching only the tail of the DOM per update. */
 export class IncrementalMarkdown {
-  /** @param {HTMLElement} container */
-  constructor(container) {
+  /** @param {HTMLElement} container @param {{groupSize?: number}} [options] */
+  constructor(container, options = {}) {
     this.container = container;
+    this.groupSize = options.groupSize ?? GROUP_SIZE;
+    /** How many of the container's first children are groups of settled blocks. */
+    this.groups = 0;
     /** The text as of the last update. Built by appending, and only read whole by `update`. */
     this.text = "";
     /** The prefix of `text` whose DOM is final. */
@@ -162,6 +186,7 @@ export class IncrementalMarkdown {
 
   reset() {
     this.container.replaceChildren();
+    this.groups = 0;
     this.text = "";
     this.settledText = "";
     this.tail = "";
@@ -199,6 +224,20 @@ export class IncrementalMarkdown {
       code.data = text;
     }
     return true;
+  }
+
+  /** Wrap the oldest loose settled nodes in a group once two groups' worth are loose. */
+  #group() {
+    const c = this.container;
+    while (this.settledNodeCount - this.groups >= 2 * this.groupSize) {
+      const group = document.createElement("div");
+      group.className = GROUP_CLASS;
+      const nodes = Array.prototype.slice.call(c.childNodes, this.groups, this.groups + this.groupSize);
+      c.insertBefore(group, nodes[0]);
+      group.append(...nodes);
+      this.groups += 1;
+      this.settledNodeCount -= this.groupSize - 1;
+    }
   }
 
   #removeTail() {
@@ -249,6 +288,7 @@ export class IncrementalMarkdown {
       const count = fragment.childNodes.length;
       morphChildren(this.container, fragment, this.settledNodeCount, false);
       this.settledNodeCount += count;
+      this.#group();
       this.fence = null;
       this.settledText += tail.slice(0, settled.length);
       this.tail = tail.slice(settled.length);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { IncrementalMarkdown, renderMarkdown, settledPrefix, lex } from "../src/markdown.js";
+import { IncrementalMarkdown, renderMarkdown, renderedHtml, settledPrefix, lex } from "../src/markdown.js";
 import { fragmentToHtml } from "../src/sanitize.js";
 
 /** A small deterministic PRNG so failures reproduce. @param {number} seed */
@@ -76,7 +76,8 @@ const DOCS = {
 /** A seeded PRNG and an empty renderer, for one random-split run. @param {number} seed */
 function fresh(seed) {
   const container = document.createElement("div");
-  return { rand: rng(seed), container, md: new IncrementalMarkdown(container) };
+  // Small groups (2-5 nodes) so that grouping settled blocks is exercised at every step.
+  return { rand: rng(seed), container, md: new IncrementalMarkdown(container, { groupSize: 2 + (seed % 4) }) };
 }
 
 describe("incremental markdown", () => {
@@ -89,7 +90,7 @@ describe("incremental markdown", () => {
           pos = Math.min(doc.length, pos + 1 + Math.floor(rand() * 12));
           const prefix = doc.slice(0, pos);
           md.update(prefix);
-          expect(container.innerHTML, `seed ${seed} at ${pos}: ${JSON.stringify(prefix.slice(-20))}`).toBe(full(prefix));
+          expect(renderedHtml(container), `seed ${seed} at ${pos}: ${JSON.stringify(prefix.slice(-20))}`).toBe(full(prefix));
         }
       }
     });
@@ -109,7 +110,7 @@ describe("incremental markdown", () => {
           const prefix = doc.slice(0, pos);
           if (rand() < 0.1) md.update(prefix);
           else md.append(appends.map((x) => x.extra).join(""));
-          expect(container.innerHTML, `seed ${seed} at ${pos}: ${JSON.stringify(prefix.slice(-20))}`).toBe(full(prefix));
+          expect(renderedHtml(container), `seed ${seed} at ${pos}: ${JSON.stringify(prefix.slice(-20))}`).toBe(full(prefix));
         }
         expect(md.text).toBe(doc);
       }
@@ -119,10 +120,10 @@ describe("incremental markdown", () => {
   it("equals a full render char by char", () => {
     const doc = DOCS.mixed + DOCS.lists + "\n\n" + DOCS.fences;
     const container = document.createElement("div");
-    const md = new IncrementalMarkdown(container);
+    const md = new IncrementalMarkdown(container, { groupSize: 3 });
     for (let pos = 1; pos <= doc.length; pos++) {
       md.update(doc.slice(0, pos));
-      expect(container.innerHTML, `at ${pos}`).toBe(full(doc.slice(0, pos)));
+      expect(renderedHtml(container), `at ${pos}`).toBe(full(doc.slice(0, pos)));
     }
   });
 
@@ -147,7 +148,25 @@ describe("incremental markdown", () => {
     }
     expect(parses).toBe(0);
     expect(container.querySelector("p")?.lastChild).toBe(text);
-    expect(container.innerHTML).toBe(full(md.text));
+    expect(renderedHtml(container)).toBe(full(md.text));
+  });
+
+  it("wraps settled blocks in groups, keeping the newest loose and every node it already had", () => {
+    const container = document.createElement("div");
+    const md = new IncrementalMarkdown(container, { groupSize: 4 });
+    const paragraphs = Array.from({ length: 12 }, (_, i) => `Paragraph ${i}.`);
+    md.append(paragraphs.slice(0, 2).join("\n\n") + "\n\n");
+    const first = container.querySelector("p");
+    for (const p of paragraphs.slice(2)) md.append(p + "\n\n");
+    const groups = container.querySelectorAll(":scope > .llmgrid-md-group");
+    expect(groups.length).toBeGreaterThan(0);
+    expect(groups[0].firstChild).toBe(first); // moved into the group, not rebuilt
+    const loose = container.childNodes.length - groups.length;
+    expect(loose).toBeLessThan(2 * 4 + 2); // fewer than two groups' worth, plus the tail
+    expect(renderedHtml(container)).toBe(full(md.text));
+    md.update("Replaced.");
+    expect(container.querySelector(".llmgrid-md-group")).toBeNull();
+    expect(renderedHtml(container)).toBe(full("Replaced."));
   });
 
   it("keeps settled block nodes instead of rebuilding them", () => {
@@ -178,7 +197,7 @@ describe("incremental markdown", () => {
     expect(container.querySelector("code")).toBe(code);
     expect(code?.firstChild).toBe(node);
     expect(code?.textContent).toBe("const a = 1;\nconst b\n");
-    expect(container.innerHTML).toBe(full("para\n\n```js\nconst a = 1;\nconst b"));
+    expect(renderedHtml(container)).toBe(full("para\n\n```js\nconst a = 1;\nconst b"));
   });
 
   it("re-renders from scratch when the text is replaced, not appended", () => {
@@ -186,7 +205,7 @@ describe("incremental markdown", () => {
     const md = new IncrementalMarkdown(container);
     md.update("# One\n\nalpha\n\nbeta\n");
     md.update("# Two\n\ngamma\n");
-    expect(container.innerHTML).toBe(full("# Two\n\ngamma\n"));
+    expect(renderedHtml(container)).toBe(full("# Two\n\ngamma\n"));
   });
 
   it("does not settle a block whose follower's first line is incomplete", () => {

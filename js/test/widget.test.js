@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import widget, { renderGrid as render } from "../src/index.js";
-import { renderMarkdown } from "../src/markdown.js";
+import { renderMarkdown, renderedHtml } from "../src/markdown.js";
 import { fragmentToHtml } from "../src/sanitize.js";
 import { FakeModel, ManualFrames } from "./fake-model.js";
 import fixture from "./fixtures/messages.json";
@@ -64,7 +64,7 @@ function expectDomMatches(el, expected) {
     expect(p, id).not.toBeNull();
     expect(p.dataset.status, id).toBe(want.status);
     expect(p.dataset.textLength, id).toBe(String(want.text.length));
-    expect(inPane(el, id, ".llmgrid-pane-text").innerHTML, id).toBe(fullHtml(want.text));
+    expect(renderedHtml(inPane(el, id, ".llmgrid-pane-text")), id).toBe(fullHtml(want.text));
     expect(inPane(el, id, ".llmgrid-tokens").textContent, id).toBe(`${want.metrics.tokens} tok`);
   }
   const root = /** @type {HTMLElement} */ (el.querySelector(".llmgrid-root"));
@@ -118,7 +118,7 @@ describe("render", () => {
       for (const name of order) model.emit(`change:${name}`);
       model.message({ v: 1, type: "delta", seq: 1, panes: { a: { text: [0, "new run"], status: "streaming" } } });
       frames.run();
-      expect(inPane(el, "a", ".llmgrid-pane-text").innerHTML).toBe("<p>new run</p>\n");
+      expect(renderedHtml(inPane(el, "a", ".llmgrid-pane-text"))).toBe("<p>new run</p>\n");
       expect(paneEl(el, "a").dataset.status).toBe("streaming");
     });
   }
@@ -136,7 +136,7 @@ describe("render", () => {
     frames.run();
     const text = parts.join("");
     expect(paneEl(el, "a").dataset.textLength).toBe(String(text.length));
-    expect(inPane(el, "a", ".llmgrid-pane-text").innerHTML).toBe(fullHtml(text));
+    expect(renderedHtml(inPane(el, "a", ".llmgrid-pane-text"))).toBe(fullHtml(text));
   });
 
   it("spreads panes over frames once a frame's budget is spent, oldest first, losing nothing", () => {
@@ -159,7 +159,7 @@ describe("render", () => {
     // c goes first now; then a, and b waits in turn.
     expect(["a", "b", "c"].map((id) => paneEl(el, id).dataset.textLength)).toEqual(["7", "4", "7"]);
     frames.run();
-    for (const id of ["a", "b", "c"]) expect(inPane(el, id, ".llmgrid-pane-text").innerHTML).toBe(fullHtml("one two"));
+    for (const id of ["a", "b", "c"]) expect(renderedHtml(inPane(el, id, ".llmgrid-pane-text"))).toBe(fullHtml("one two"));
     expect(frames.pending.size).toBe(0);
   });
 
@@ -277,7 +277,7 @@ describe("render", () => {
     model.message({ v: 1, type: "delta", seq: 2, panes: { m: { text: [0, "sum"], status: "streaming" } } });
     frames.run();
     expect(paneEl(el, "a")).toBe(a);
-    expect(inPane(el, "m", ".llmgrid-pane-text").innerHTML).toBe("<p>sum</p>\n");
+    expect(renderedHtml(inPane(el, "m", ".llmgrid-pane-text"))).toBe("<p>sum</p>\n");
   });
 
   it("marks a streaming pane stalled after a second of silence and clears it on the next delta", () => {
@@ -354,7 +354,7 @@ describe("render", () => {
     frames.run();
     const banner = inPane(el, "a", ".llmgrid-pane-error");
     expect(banner.textContent).toBe("HTTP 500 <script>");
-    expect(inPane(el, "a", ".llmgrid-pane-text").innerHTML).toBe("<p>partial answer</p>\n");
+    expect(renderedHtml(inPane(el, "a", ".llmgrid-pane-text"))).toBe("<p>partial answer</p>\n");
     expect(banner.previousElementSibling?.classList.contains("llmgrid-pane-text")).toBe(true);
     expect(paneEl(el, "a").dataset.status).toBe("failed");
   });
@@ -455,7 +455,7 @@ describe("performance", () => {
     frames.run();
     const ms = performance.now() - t0;
     expect(paneEl(el, "a").dataset.textLength).toBe(String(text.length));
-    expect(inPane(el, "a", ".llmgrid-pane-text").innerHTML).toBe(fullHtml(text));
+    expect(renderedHtml(inPane(el, "a", ".llmgrid-pane-text"))).toBe(fullHtml(text));
     return ms;
   }
 
