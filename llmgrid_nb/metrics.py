@@ -1,9 +1,9 @@
 """The metrics recorder: columnar per-chunk rows and per-stream facts, DataFrames on demand.
 
 Metric definitions (all times on one monotonic clock: when a chunk's bytes reached the machine,
-from the kernel's receive stamp on plain HTTP, else when the engine thread read them; "content" chunks are token, reasoning, tool_call and
-final_synthesis events with non-empty payload; empty role chunks and usage-only chunks are not
-content):
+from the kernel's receive stamp on plain HTTP, else when the engine thread read them; "content"
+chunks are token, reasoning, tool_call and final_synthesis events with non-empty payload; empty
+role chunks and usage-only chunks are not content):
 
 - ``ttfb_s``  request sent -> first parsed message of any kind (a role chunk counts).
 - ``ttft_s``  request sent -> first content chunk (reasoning counts).

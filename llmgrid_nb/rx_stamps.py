@@ -9,12 +9,16 @@ connections (the simulator, Ollama, vLLM or any server on ``http://``) record th
 packet arrived, however late it is read.
 
 ``rx_transport`` is an httpcore network backend whose streams read with ``recvmsg`` and keep
-the stamp of their last read (``received_at``, on ``time.monotonic``'s clock); this module says
+the stamp of their last read (``received_at``, on ``time.monotonic``'s clock). This module says
 whether it is on (``enabled``) and gives a source that stamp (``receive_time(response)``, asked
-right after each read). It imports nothing heavy: httpcore loads with the first client. TLS connections keep
-httpx's own transport and the loop's read time (decrypting under our own socket reads is not
-worth its risk). When several chunks wait in one read, they all get that read's stamp, which is
-that of its last packet: never later than the loop's own clock would say.
+right after each read); it imports nothing heavy, httpcore loads with the first client. TLS
+connections keep httpx's own transport and the loop's read time (decrypting under our own
+socket reads is not worth its risk).
+
+The stamps fix any delay shorter than the gap between a stream's chunks. When the loop falls
+further behind, several chunks wait in the socket, the kernel merges queued packets and keeps
+the newest stamp (measured: peeking one byte of a backlog returns the last packet's time), so
+they all get the stamp of the last one: still never later than the loop's own clock.
 
 Set ``LLMGRID_KERNEL_TIMESTAMPS=0`` to measure with the loop's read time everywhere.
 """

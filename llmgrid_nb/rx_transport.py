@@ -17,6 +17,14 @@ from .rx_stamps import ANCILLARY_SPACE, SO_TIMESTAMPNS, TIMESPEC
 
 __all__ = ["KernelStampedBackend", "KernelStampedStream", "transport"]
 
+# asyncio.TimeoutError is TimeoutError from Python 3.11 on; TimeoutError is also an OSError.
+_CONNECT_ERRORS = {asyncio.TimeoutError: httpcore.ConnectTimeout, TimeoutError: httpcore.ConnectTimeout,
+                   OSError: httpcore.ConnectError}
+_READ_ERRORS = {asyncio.TimeoutError: httpcore.ReadTimeout, TimeoutError: httpcore.ReadTimeout,
+                OSError: httpcore.ReadError}
+_WRITE_ERRORS = {asyncio.TimeoutError: httpcore.WriteTimeout, TimeoutError: httpcore.WriteTimeout,
+                 OSError: httpcore.WriteError}
+
 
 class KernelStampedStream(httpcore.AsyncNetworkStream):
     """A plain TCP connection read with ``recvmsg``, keeping the kernel stamp of the last read."""
@@ -27,7 +35,7 @@ class KernelStampedStream(httpcore.AsyncNetworkStream):
         self.received_at: float | None = None
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        with map_exceptions({asyncio.TimeoutError: httpcore.ReadTimeout, TimeoutError: httpcore.ReadTimeout, OSError: httpcore.ReadError}):
+        with map_exceptions(_READ_ERRORS):
             while True:
                 try:
                     data, ancillary, _flags, _addr = self._sock.recvmsg(max_bytes, ANCILLARY_SPACE)
@@ -55,7 +63,7 @@ class KernelStampedStream(httpcore.AsyncNetworkStream):
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
-        with map_exceptions({asyncio.TimeoutError: httpcore.WriteTimeout, TimeoutError: httpcore.WriteTimeout, OSError: httpcore.WriteError}):
+        with map_exceptions(_WRITE_ERRORS):
             view = memoryview(buffer)
             while view:
                 try:
@@ -108,8 +116,7 @@ class KernelStampedBackend(httpcore.AsyncNetworkBackend):
                           local_address: str | None = None,
                           socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
-        with map_exceptions({asyncio.TimeoutError: httpcore.ConnectTimeout, TimeoutError: httpcore.ConnectTimeout,
-                                                  OSError: httpcore.ConnectError}):
+        with map_exceptions(_CONNECT_ERRORS):
             return await asyncio.wait_for(self._connect(loop, host, port, local_address, socket_options),
                                           timeout)
 
