@@ -16,7 +16,10 @@ from llmgrid_nb import rx_stamps, rx_transport
 from llmgrid_nb.engine import get_engine
 from llmgrid_nb.sim import default_simulator
 
-pytestmark = pytest.mark.skipif(not rx_stamps.enabled(), reason="kernel receive timestamps need Linux")
+pytestmark = pytest.mark.skipif(
+    not rx_stamps.enabled(),
+    reason="kernel receive timestamps are off: not Linux on a 64-bit x86/ARM/RISC-V/POWER/s390 machine, "
+           "or LLMGRID_KERNEL_TIMESTAMPS=0 is set")
 
 MODEL = "sim/steady?tokens=24&rate=10&jitter=0&ttft=0.1&seed=3"
 
