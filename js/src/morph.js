@@ -77,13 +77,14 @@ export function morphChildren(target, source, start = 0, truncate = true) {
 // appended to one text node: no HTML parse, no sanitising, no new nodes (so no garbage for the
 // page's collector). Any other change returns false and the caller re-renders.
 
-/** Text as the Markdown renderer escapes it: no markup, only its five entities. */
-const PLAIN_TEXT = /^(?:[^<>&]|&(?:amp|lt|gt|quot|#39);)*$/;
+/** The five entities the Markdown renderer escapes text with. @type {Record<string, string>} */
+const ENTITIES = { "&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#39;": "'" };
+const ENTITY = new RegExp(Object.keys(ENTITIES).join("|"), "g");
+/** Text as the Markdown renderer escapes it: no markup, only those entities. */
+const PLAIN_TEXT = new RegExp(`^(?:[^<>&]|${ENTITY.source})*$`);
 /** What may follow the insertion point: closing tags and whitespace, nothing else. */
 const CLOSERS = /^(?:<\/[a-z][a-z0-9]*>|[ \t\n]+)*$/;
-const CLOSER_TOKEN = /<\/([a-z][a-z0-9]*)>|[ \t\n]+/g;
-/** @type {Record<string, string>} */
-const ENTITIES = { "&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&#39;": "'" };
+const CLOSER_TOKEN = /<\/[a-z][a-z0-9]*>|[ \t\n]+/g;
 
 /**
  * Given that `container`'s last nodes are the DOM of `oldHtml`, make them the DOM of `newHtml`
@@ -119,6 +120,6 @@ export function appendTextByHtml(container, oldHtml, newHtml) {
   if (!node || node.nodeType !== 3) return false;
   const text = /** @type {Text} */ (node);
   if (!text.data.endsWith(lead)) return false;
-  text.insertData(text.length - lead.length, inserted.replace(/&(?:amp|lt|gt|quot|#39);/g, (e) => ENTITIES[e]));
+  text.insertData(text.length - lead.length, inserted.replace(ENTITY, (e) => ENTITIES[e]));
   return true;
 }
