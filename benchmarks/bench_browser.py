@@ -69,6 +69,11 @@ new PerformanceObserver((list) => {
       widget_layout_ms: widget.reduce((a, s) => a + s.forcedStyleAndLayoutDuration, 0) });
   }
 }).observe({ type: 'long-animation-frame', buffered: true });
+// Every animation frame's start: the gaps between them show how close to a long task the page
+// came, a steadier figure than counting the rare frames over 50 ms.
+window.__frames = [];
+const onFrame = (t) => { window.__frames.push(t); requestAnimationFrame(onFrame); };
+requestAnimationFrame(onFrame);
 """
 
 DUMP = '''\
@@ -89,6 +94,8 @@ os.replace("bench.json.tmp", "bench.json")
 
 #: Our custom comm messages: ``{"v": 1, "type": "delta", ...}`` inside a kernel websocket frame.
 DELTA = re.compile(rb'"type":\s*"delta"')
+#: The kernel's reply when a cell finished (in the header of a kernel websocket frame).
+EXECUTE_REPLY = re.compile(rb'"msg_type":\s*"execute_reply"')
 
 
 def peak_per_second(times: list[float]) -> int:
@@ -128,7 +135,7 @@ def cpu_snapshot() -> dict[str, float]:
     return out
 
 
-def profile_summary(profile: dict[str, Any], top: int = 15) -> list[tuple[str, float]]:
+def profile_summary(profile: dict[str, Any], top: int = 30) -> list[tuple[str, float]]:
     """Self time (ms) per function from a CDP CPU profile, largest first."""
     nodes = {n["id"]: n for n in profile["nodes"]}
     self_us: dict[int, float] = {}
@@ -197,7 +204,7 @@ def trace_totals(events: list[dict[str, Any]]) -> dict[str, tuple[int, float]]:
 
 
 def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool = False,
-            trace: bool = False, control: bool = False) -> dict[str, Any]:
+            trace: bool = False, control: bool = False, cpu_slowdown: float = 1.0) -> dict[str, Any]:
     tokens = int(rate * seconds)
     models = [f"sim/steady?rate={rate:g}&tokens={tokens}&jitter=0&seed={i}" for i in range(panes)]
     no_widget = "--no-widget " if control else ""
@@ -207,13 +214,16 @@ def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool 
         "dump": DUMP,
     }
     frames = 0  # delta frames seen by Playwright's websocket listener
+    replies = 0  # execute_reply messages seen on the kernel websocket
     frame_bytes = 0
     frame_times: list[float] = []  # the browser's own receive timestamps (CDP), seconds
 
     def on_websocket(ws: Any) -> None:
         def on_frame(payload: str | bytes) -> None:
-            nonlocal frames, frame_bytes
+            nonlocal frames, frame_bytes, replies
             data = payload if isinstance(payload, bytes) else payload.encode()
+            if EXECUTE_REPLY.search(data):
+                replies += 1
             if DELTA.search(data):
                 frames += 1
                 frame_bytes += len(data)
@@ -244,6 +254,8 @@ def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool 
                 nb = LabNotebook(page, lab, "bench.ipynb", cells).open()
                 nb.run("setup", timeout=90)
                 page.evaluate("window.__lg.reset()")
+                if cpu_slowdown > 1:  # a slower machine: the page's main thread runs N times slower
+                    cdp.send("Emulation.setCPUThrottlingRate", {"rate": cpu_slowdown})
                 if profile:
                     cdp.send("Profiler.enable")
                     cdp.send("Profiler.setSamplingInterval", {"interval": 200})
@@ -259,9 +271,13 @@ def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool 
                 heap_before = page.evaluate("performance.memory ? performance.memory.usedJSHeapSize : 0")
                 t_press = page.evaluate("performance.now()")
                 cpu_before, wall_before = cpu_snapshot(), time.monotonic()
+                replies_before = replies
                 nb.run("run", wait=False)
+                # Wait for the cell's execute_reply on the websocket rather than polling the
+                # prompt: each poll is a selector query and a forced layout on the page's main
+                # thread (~2 ms, ten times a second), work a user's page does not have.
                 deadline = time.monotonic() + seconds + 60
-                while nb.prompt("run") in ("[*]:", "[ ]:") and time.monotonic() < deadline:
+                while replies == replies_before and time.monotonic() < deadline:
                     page.wait_for_timeout(100)  # keeps Playwright's websocket events flowing in
                 cpu_after, wall_after = cpu_snapshot(), time.monotonic()
                 nb.wait_finished("run", timeout=5)
@@ -277,6 +293,7 @@ def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool 
                 changes = page.evaluate("window.__lg.panes")
                 longtasks = page.evaluate("window.__longtasks")
                 loafs = page.evaluate("window.__loaf")
+                frame_starts = page.evaluate("window.__frames")
                 time_origin = page.evaluate("performance.timeOrigin")
                 if not control:
                     if nb.grid("run").count() != 1:
@@ -288,6 +305,10 @@ def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool 
                 chromium.close()
         finally:
             lab.stop()
+
+    if trace:  # the whole trace, for Chrome DevTools' Performance panel or ui.perfetto.dev
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / "bench_browser_trace.json").write_text(json.dumps({"traceEvents": trace_events}))
 
     # Each pane's final text is in the DOM when its data-text-length first reaches the final length.
     visible: dict[str, dict[str, Any]] = {}
@@ -309,6 +330,8 @@ def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool 
     startup = [t["duration"] for t in longtasks if t_press <= t["start"] < t_stream]
     frames_during = [f for f in loafs if t_stream <= f["start"] <= t_end]
 
+    starts = [t for t in frame_starts if t_stream <= t <= t_end]
+    intervals = sorted(b - a for a, b in zip(starts, starts[1:]))
     frame_times.sort()
     gaps = sorted(1000 * (b - a) for a, b in zip(frame_times, frame_times[1:]))
     stream_s = kernel["last_token_s"] - kernel["first_token_s"]
@@ -331,6 +354,11 @@ def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool 
         "longtask_max_ms": max(during, default=0.0),
         "longtask_total_ms": sum(during),
         "long_frames": len(frames_during),
+        # Animation-frame intervals while streaming: 16.7 ms when every frame kept pace.
+        "frame_interval_ms": {"p50": intervals[len(intervals) // 2], "p99": intervals[len(intervals) * 99 // 100],
+                              "max": intervals[-1], "worst5": [round(x, 1) for x in intervals[-5:]],
+                              "over_33": sum(x > 33.4 for x in intervals), "frames": len(intervals)}
+        if intervals else {},
         # When each happened, in ms after the first pane started streaming, to tell start-up,
         # steady state and the end apart.
         "longtasks_at_ms": [(round(t["start"] - t_stream), round(t["duration"])) for t in longtasks
@@ -358,11 +386,15 @@ def main() -> None:
     parser.add_argument("--prompt", default="Explain SSE")
     parser.add_argument("--profile", action="store_true", help="also sample the page's JS (adds overhead)")
     parser.add_argument("--trace", action="store_true", help="record a Chrome trace and break down long tasks")
+    parser.add_argument("--cpu-slowdown", type=float, default=1.0, metavar="N",
+                        help="run the page's main thread N times slower (CDP CPU throttling): "
+                             "how much headroom the grid leaves on a slower machine")
     parser.add_argument("--control", action="store_true",
                         help="the same streams with --no-widget: long tasks of JupyterLab and the machine alone")
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    r = measure(args.panes, args.rate, args.seconds, args.prompt, args.profile, args.trace, args.control)
+    r = measure(args.panes, args.rate, args.seconds, args.prompt, args.profile, args.trace, args.control,
+                args.cpu_slowdown)
     r["load_average_before"] = load
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "bench_browser.json").write_text(json.dumps(r, indent=2))
@@ -382,6 +414,10 @@ def main() -> None:
     print(f"\nLong animation frames (> 50 ms) while streaming: {r['long_frames']}; the widget's script ran "
           f"{r['long_frames_widget_ms']:.0f} ms in them, {r['long_frames_widget_layout_ms']:.0f} ms of it "
           "in style and layout it forced.")
+    fi = r["frame_interval_ms"]
+    if fi:
+        print(f"Animation frames while streaming: {fi['frames']}, interval p50 {fi['p50']:.1f} ms, p99 "
+              f"{fi['p99']:.1f} ms, {fi['over_33']} over 33 ms (two frames), worst {fi['worst5']} ms.")
     print(f"Page JS heap (coarse): {r['js_heap_mb'][0]} MB before the run, {r['js_heap_mb'][1]} MB after.")
     cpu = ", ".join(f"{role} {pct:.0f} %" for role, pct in sorted(r["cpu_percent"].items()))
     print(f"Also: {r['startup_longtasks']} long tasks (max {r['startup_longtask_max_ms']:.0f} ms) between "
