@@ -17,7 +17,7 @@
 // in a settled block stays literal when `[ref]: url` arrives later.
 
 import { Marked } from "marked";
-import { appendTextByHtml, morphChildren } from "./morph.js";
+import { morphChildren, patchTailByHtml } from "./morph.js";
 import { sanitizeMarkdownHtml } from "./sanitize.js";
 
 /** @typedef {import("marked").Token} Token */
@@ -150,6 +150,8 @@ function fenceCodeText(content) {
  * never re-parented while in view.
  */
 export const GROUP_SIZE = 16;
+/** The element a rendered block starts with. */
+const BLOCK_TAG = /^<([a-z][a-z0-9]*)[\s>]/;
 const GROUP_CLASS = "llmgrid-md-group";
 
 /**
@@ -180,7 +182,8 @@ export class IncrementalMarkdown {
     /** HTML of the tail as last rendered, or null when the tail is an open fence (fast path). */
     /** @type {string | null} */
     this.tailHtml = "";
-    /** @type {{opener: string, code: Text} | null} */
+    /** The open fence shown by the fast path, and the Markdown it shows. */
+    /** @type {{opener: string, code: Text, source: string} | null} */
     this.fence = null;
   }
 
@@ -202,15 +205,17 @@ export class IncrementalMarkdown {
       const shell = sanitizeMarkdownHtml(markdownToHtml(fence.opener));
       const codeEl = shell.querySelector("pre > code");
       if (!codeEl) {
+        this.fence = null;
         this.tailHtml = null;
         return false;
       }
       const code = document.createTextNode("");
       codeEl.replaceChildren(code);
       this.container.appendChild(shell);
-      this.fence = { opener: fence.opener, code };
+      this.fence = { opener: fence.opener, code, source: "" };
       this.tailHtml = null;
     }
+    this.fence.source = fence.opener + fence.content;
     const code = this.fence.code;
     const shown = code.data;
     const text = fenceCodeText(fence.content);
@@ -223,6 +228,41 @@ export class IncrementalMarkdown {
     } else {
       code.data = text;
     }
+    return true;
+  }
+
+  /**
+   * Settle blocks without touching the DOM when it shows them already: when their HTML, a block
+   * at a time, is the start of the tail's HTML as last rendered, the tail's first nodes are those
+   * blocks (each one element and a newline), so only the count of settled nodes moves on. Saves
+   * parsing, sanitising and walking a finished block (often a whole list) once more.
+   * @param {Token[]} tokens the newly settled blocks @returns {boolean} whether it did
+   */
+  #settleShown(tokens) {
+    const shown = this.tailHtml;
+    if (shown === null) return false;
+    let offset = 0;
+    /** @type {ChildNode | null} */
+    let node = this.container.childNodes[this.settledNodeCount] ?? null;
+    let count = 0;
+    for (const token of tokens) {
+      const html = marked.parser([token]);
+      if (html === "") continue;
+      const tag = BLOCK_TAG.exec(html)?.[1];
+      if (!tag || !shown.startsWith(html, offset) || !html.endsWith(tag === "hr" ? ">\n" : `</${tag}>\n`)) return false;
+      /** @type {ChildNode | null | undefined} */
+      const newline = node?.nextSibling;
+      if (!newline || node?.nodeName.toLowerCase() !== tag || newline.nodeType !== 3 || /** @type {Text} */ (newline).data !== "\n") {
+        return false;
+      }
+      node = newline.nextSibling;
+      offset += html.length;
+      count += 2;
+    }
+    // What follows must start a node of its own, or the parser would have joined the two.
+    if (offset < shown.length && shown[offset] !== "<") return false;
+    this.settledNodeCount += count;
+    this.tailHtml = shown.slice(offset);
     return true;
   }
 
@@ -276,31 +316,41 @@ export class IncrementalMarkdown {
     const hasCR = tail.includes("\r");
     const fence = hasCR ? null : openFence(tail);
     if (fence && this.#updateFence(fence)) return true;
-    this.fence = null;
+    if (this.fence) {
+      // The fence closed (or stopped being one): the tail's HTML lets the next step patch the
+      // code block as shown instead of re-parsing it.
+      this.tailHtml = markdownToHtml(this.fence.source);
+      this.fence = null;
+    }
     const src = hasCR ? normalizeNewlines(tail) : tail;
     const tokens = marked.lexer(src);
     const settled = hasCR ? { count: 0, length: 0 } : settledPrefix(tokens, src);
 
     let changed = false;
     if (settled.count > 0) {
-      // The newly settled blocks were the start of the tail shown so far: patch them in place.
-      const fragment = sanitizeMarkdownHtml(marked.parser(tokens.slice(0, settled.count)));
-      const count = fragment.childNodes.length;
-      morphChildren(this.container, fragment, this.settledNodeCount, false);
-      this.settledNodeCount += count;
+      // The newly settled blocks were the start of the tail shown so far: usually the DOM shows
+      // them already; else patch them in place.
+      const settledTokens = tokens.slice(0, settled.count);
+      if (!this.#settleShown(settledTokens)) {
+        const fragment = sanitizeMarkdownHtml(marked.parser(settledTokens));
+        const count = fragment.childNodes.length;
+        morphChildren(this.container, fragment, this.settledNodeCount, false);
+        this.settledNodeCount += count;
+        this.tailHtml = null;
+        changed = true;
+      }
       this.#group();
       this.fence = null;
       this.settledText += tail.slice(0, settled.length);
       this.tail = tail.slice(settled.length);
-      this.tailHtml = null;
-      changed = true;
       const rest = openFence(this.tail);
       if (rest && this.#updateFence(rest)) return true;
     }
     const tailHtml = marked.parser(settled.count > 0 ? tokens.slice(settled.count) : tokens);
     if (tailHtml !== this.tailHtml) {
-      const grown = this.tailHtml !== null && appendTextByHtml(this.container, this.tailHtml, tailHtml);
-      if (!grown) morphChildren(this.container, sanitizeMarkdownHtml(tailHtml), this.settledNodeCount);
+      const patched =
+        this.tailHtml !== null && patchTailByHtml(this.container, this.tailHtml, tailHtml, sanitizeMarkdownHtml);
+      if (!patched) morphChildren(this.container, sanitizeMarkdownHtml(tailHtml), this.settledNodeCount);
       this.tailHtml = tailHtml;
       changed = true;
     }

@@ -70,6 +70,17 @@ const DOCS = {
   fences: "Intro\n\n```js\nconst a = 1;\n\n\nconst b = 2;\n```\n\nafter\n\n````\n```\nnested\n```\n````\n\nend\n\n```\nunclosed\n\nstill code",
   lists: "1. a\n\n2. b\n\n10. c\n\n- x\n\n* y\n\n+ z\n\n1) p\n\n2) q\n\npara\n- interrupt\n\n-\n\ntext",
   openFences: "Intro\n\n```js\nline1\n\n\n\tindented\n``\n ~~ \n  ```js not a closer\nmore <b>\n   ```\n\nafter\n\n~~~\n```\nstill\n````\n~~~~\n\nend\n\n``` py x\nfoo\n\n\n   ~~~\n```~\n\n````\nlong ``` fence\n```\n",
+  // What language models write: code spans, emphasis and links that close a few tokens later.
+  inline: [
+    "The response has the content type `text/event-stream`, and every message is `data: ...`.",
+    "A **bold claim** with _emphasis_, a [link](https://example.com/a?b=1&c=2) and <https://x.test>.",
+    "",
+    "- `200 OK` when everything worked;",
+    "- **inter-token latency**: the gaps between tokens &amp; stalls;",
+    "- `429` and `503` < `500`",
+    "",
+    "Ends with `data: [DONE]`, a literal `` ` `` and 3 * 4 = 12 & more ***mixed* emphasis**.",
+  ].join("\n"),
   headings: "# h1\n## h2\ntext\n### h3 ###\n\nline\n---\n\n***\n\n#nospace\n\n  # indented heading\n",
 };
 
@@ -125,6 +136,38 @@ describe("incremental markdown", () => {
       md.update(doc.slice(0, pos));
       expect(renderedHtml(container), `at ${pos}`).toBe(full(doc.slice(0, pos)));
     }
+  });
+
+  it("parses only what it adds when inline elements and list items arrive, and nothing to settle a block", () => {
+    const container = document.createElement("div");
+    const md = new IncrementalMarkdown(container);
+    md.append("Intro with a long paragraph of text that is not parsed again. ");
+    const intro = container.querySelector("p")?.firstChild;
+    /** @type {string[]} */
+    const parsed = [];
+    const setter = /** @type {PropertyDescriptor} */ (Object.getOwnPropertyDescriptor(Element.prototype, "innerHTML"));
+    Object.defineProperty(Element.prototype, "innerHTML", {
+      ...setter,
+      set(/** @type {string} */ v) {
+        parsed.push(v);
+        setter.set?.call(this, v);
+      },
+    });
+    try {
+      // an inline element, a code span completed, a list item, a list settled by the next block
+      for (const part of ["It has `text/event", "-stream` in it", "\n\n- one **bold** item", "\n- two", "\n\nAfter"]) {
+        md.append(part);
+      }
+    } finally {
+      Object.defineProperty(Element.prototype, "innerHTML", setter);
+    }
+    expect(renderedHtml(container)).toBe(full(md.text));
+    expect(container.querySelector("p")?.firstChild).toBe(intro);
+    // What was parsed: the code span, the new list (once, when it appeared), the second item,
+    // the paragraph after it. Never the intro paragraph again, never the settled list.
+    expect(parsed.some((html) => html.includes("Intro"))).toBe(false);
+    expect(parsed.filter((html) => html.includes("one")).length).toBe(1);
+    expect(parsed.length).toBeLessThanOrEqual(4);
   });
 
   it("grows a streaming paragraph without parsing any HTML", () => {
