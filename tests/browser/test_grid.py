@@ -39,6 +39,7 @@ INTERRUPT_MODELS = ["sim/steady?tokens=900&rate=30&seed=7", "sim/slow?tokens=900
 XSS_MODEL = "sim/fast?xss=1&tokens=60&seed=10"
 BIG_MODEL = "sim/instant?tokens=25000&seed=11"
 LATE_MODEL = "sim/steady?tokens=900&rate=40&seed=13"
+FOLLOW_MODEL = "sim/steady?tokens=2000&rate=150&seed=14"
 
 CELLS = {
     "setup": SETUP,
@@ -59,6 +60,8 @@ CELLS = {
     "late": f'%llmgrid --background -m "{LATE_MODEL}" "Explain SSE"',
     "late_view": "_llmgrid.show()",
     "late_dump": '_llmgrid.cancel()\n_llmgrid.wait(10)\n_dump("late.json", _llmgrid)',
+    "follow": f'%llmgrid --background -m "{FOLLOW_MODEL}" "Explain SSE"',
+    "follow_dump": '_llmgrid.cancel()\n_llmgrid.wait(10)\n_dump("follow.json", _llmgrid)',
 }
 
 #: What the page shows of untrusted content inside a grid root (shared by the sanitiser tests).
@@ -386,3 +389,40 @@ def test_a_view_opened_mid_run_asks_for_the_text_it_missed_and_catches_up(nb: La
         dom = wait_panes(nb, key, lambda ps: ps[0]["status"] == "cancelled"
                          and ps[0]["len"] == utf16_len(kernel["texts"][LATE_MODEL]), f"{key} to end", timeout=5)
         assert_dom_matches_kernel(dom, kernel)
+
+
+#: A pane body's scroll state: how far its bottom is from the bottom of its content.
+SCROLL_JS = """el => ({ top: el.scrollTop, height: el.scrollHeight, view: el.clientHeight,
+  below: el.scrollHeight - el.scrollTop - el.clientHeight })"""
+
+
+def test_a_streaming_pane_follows_the_answer_until_the_user_scrolls_up(nb: LabNotebook) -> None:
+    nb.run("follow")  # --background: the run streams ~13 s while the test scrolls
+    pane = nb.grid("follow").locator(".llmgrid-pane")
+    body = pane.locator(".llmgrid-pane-body")
+    length = lambda: int(pane.get_attribute("data-text-length") or 0)  # noqa: E731
+    deadline = time.monotonic() + 20
+    while body.evaluate(SCROLL_JS)["height"] < body.evaluate(SCROLL_JS)["view"] + 300:
+        assert time.monotonic() < deadline, "the answer never overflowed its pane"
+        time.sleep(0.1)
+    # Following: sampled between frames, the newest text is in view.
+    for _ in range(6):
+        state = body.evaluate(SCROLL_JS)
+        assert state["below"] <= 30, f"the pane fell behind the answer: {state}"
+        time.sleep(0.25)
+    # The user scrolls up to read: the pane stays where they put it while text keeps coming.
+    body.evaluate("el => { el.scrollTop = 40; }")
+    before = length()
+    time.sleep(1.0)
+    assert length() > before, "the stream should still be running"
+    state = body.evaluate(SCROLL_JS)
+    assert abs(state["top"] - 40) <= 2, f"the pane scrolled away from where the user put it: {state}"
+    # Back at the bottom, it follows again.
+    body.evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    before = length()
+    time.sleep(1.0)
+    assert length() > before, "the stream should still be running"
+    state = body.evaluate(SCROLL_JS)
+    assert state["below"] <= 30, f"the pane did not follow again: {state}"
+    nb.run("follow_dump")
+    assert nb.read_json("follow.json")["statuses"][FOLLOW_MODEL] == "cancelled"
