@@ -127,6 +127,10 @@ export class PaneView {
     /** @type {LocalPaneState | null} */
     this.shown = null;
     this.stickToBottom = true;
+    /** The body's scroll height and width as last measured: a scroll event that finds them
+     * changed was caused by a reflow, not by the user. */
+    this.knownHeight = 0;
+    this.knownWidth = 0;
     this.stalled = false;
     this.stopRequested = false;
     this.reasoningUserToggled = false;
@@ -196,6 +200,12 @@ export class PaneView {
       body.append(this.reasoningEl, this.callsEl, this.textEl, this.analysisEl, this.resultsEl);
     }
     el.append(header, body);
+    // Text reflows without a flush (the window resized, a font loaded, a block scrolled into view
+    // got its real height): a pane that follows the answer keeps following it.
+    /** @type {ResizeObserver | null} */
+    this.resizeObserver = typeof ResizeObserver === "function" ? new ResizeObserver(this.#keepBottom) : null;
+    this.resizeObserver?.observe(body);
+    this.resizeObserver?.observe(this.textEl);
     this.setSpec(spec);
   }
 
@@ -252,7 +262,20 @@ export class PaneView {
 
   #handleScroll = () => {
     const b = this.body;
+    if (b.scrollHeight !== this.knownHeight || b.clientWidth !== this.knownWidth) {
+      // The text reflowed (the window resized, a block got its real height) and the browser
+      // moved the scroll position: the user's choice to follow or not stands.
+      this.#keepBottom();
+      return;
+    }
     this.stickToBottom = b.scrollHeight - b.scrollTop - b.clientHeight <= BOTTOM_SLACK_PX;
+  };
+
+  #keepBottom = () => {
+    const b = this.body;
+    if (this.stickToBottom && b.scrollHeight - b.scrollTop - b.clientHeight > 1) b.scrollTop = b.scrollHeight;
+    this.knownHeight = b.scrollHeight;
+    this.knownWidth = b.clientWidth;
   };
 
   #handleToggle = () => {
@@ -382,7 +405,9 @@ export class PaneView {
    * grid reads this for every pane before it scrolls any: see GridView.flush).
    */
   bottomScrollTop() {
-    return this.stickToBottom ? this.body.scrollHeight : null;
+    this.knownHeight = this.body.scrollHeight;
+    this.knownWidth = this.body.clientWidth;
+    return this.stickToBottom ? this.knownHeight : null;
   }
 
   /** @param {number | null} top */
@@ -395,6 +420,7 @@ export class PaneView {
     this.textEl.removeEventListener("click", this.#handleCite);
     this.textEl.removeEventListener("mouseover", this.#handleCiteHover);
     this.body.removeEventListener("scroll", this.#handleScroll);
+    this.resizeObserver?.disconnect();
     this.reasoningEl.removeEventListener("toggle", this.#handleToggle);
     this.el.remove();
   }

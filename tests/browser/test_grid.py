@@ -426,3 +426,13 @@ def test_a_streaming_pane_follows_the_answer_until_the_user_scrolls_up(nb: LabNo
     assert state["below"] <= 30, f"the pane did not follow again: {state}"
     nb.run("follow_dump")
     assert nb.read_json("follow.json")["statuses"][FOLLOW_MODEL] == "cancelled"
+    # The run is over; the window narrows and the text reflows: the pane stays at the bottom.
+    size = nb.page.viewport_size
+    try:
+        nb.page.set_viewport_size({"width": 700, "height": 900})
+        nb.page.wait_for_timeout(300)
+        state = body.evaluate(SCROLL_JS)
+        assert state["below"] <= 30, f"the pane lost the bottom when the window was resized: {state}"
+    finally:
+        if size:
+            nb.page.set_viewport_size(size)
