@@ -282,6 +282,9 @@ def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool 
                 cpu_after, wall_after = cpu_snapshot(), time.monotonic()
                 nb.wait_finished("run", timeout=5)
                 heap_after = page.evaluate("performance.memory ? performance.memory.usedJSHeapSize : 0")
+                # How far each pane's newest text is below its view: 0 while a pane follows the answer.
+                below = page.evaluate("[...document.querySelectorAll('.llmgrid-pane-body')]"
+                                      ".map(b => Math.round(b.scrollHeight - b.scrollTop - b.clientHeight))")
                 cpu_profile = cdp.send("Profiler.stop")["profile"] if profile else None
                 if trace:
                     cdp.send("Tracing.end")
@@ -370,6 +373,7 @@ def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool 
         "startup_longtask_max_ms": max(startup, default=0.0),
         "final_visible_ms": final_ms,
         "js_heap_mb": [round(heap_before / 2**20, 1), round(heap_after / 2**20, 1)],
+        "below_bottom_px": below,
         "panes_complete": len(visible),
         "profile_top_self_ms": profile_summary(cpu_profile) if cpu_profile else [],
         "trace_long_tasks": long_task_breakdown(trace_events) if trace else [],
@@ -418,6 +422,10 @@ def main() -> None:
     if fi:
         print(f"Animation frames while streaming: {fi['frames']}, interval p50 {fi['p50']:.1f} ms, p99 "
               f"{fi['p99']:.1f} ms, {fi['over_33']} over 33 ms (two frames), worst {fi['worst5']} ms.")
+    if not args.control:
+        print(f"Panes still at the bottom of their answer when it ended: "
+              f"{sum(px <= 30 for px in r['below_bottom_px'])} of {args.panes} "
+              f"(px below the view: {r['below_bottom_px']}).")
     print(f"Page JS heap (coarse): {r['js_heap_mb'][0]} MB before the run, {r['js_heap_mb'][1]} MB after.")
     cpu = ", ".join(f"{role} {pct:.0f} %" for role, pct in sorted(r["cpu_percent"].items()))
     print(f"Also: {r['startup_longtasks']} long tasks (max {r['startup_longtask_max_ms']:.0f} ms) between "

@@ -200,12 +200,12 @@ export class PaneView {
       body.append(this.reasoningEl, this.callsEl, this.textEl, this.analysisEl, this.resultsEl);
     }
     el.append(header, body);
-    // Text reflows without a flush (the window resized, a font loaded, a block scrolled into view
-    // got its real height): a pane that follows the answer keeps following it.
+    // The body resized without a flush (the window did, and the text reflowed): a pane that
+    // follows the answer keeps following it. Only the body is observed: the text's own height
+    // changes every frame while it streams, and the flush handles that.
     /** @type {ResizeObserver | null} */
     this.resizeObserver = typeof ResizeObserver === "function" ? new ResizeObserver(this.#keepBottom) : null;
     this.resizeObserver?.observe(body);
-    this.resizeObserver?.observe(this.textEl);
     this.setSpec(spec);
   }
 
@@ -264,8 +264,10 @@ export class PaneView {
     const b = this.body;
     if (b.scrollHeight !== this.knownHeight || b.clientWidth !== this.knownWidth) {
       // The text reflowed (the window resized, a block got its real height) and the browser
-      // moved the scroll position: the user's choice to follow or not stands.
-      this.#keepBottom();
+      // moved the scroll position: the user's choice to follow or not stands. The next flush,
+      // or the resize observer, brings a following pane back to the bottom.
+      this.knownHeight = b.scrollHeight;
+      this.knownWidth = b.clientWidth;
       return;
     }
     this.stickToBottom = b.scrollHeight - b.scrollTop - b.clientHeight <= BOTTOM_SLACK_PX;

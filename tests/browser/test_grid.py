@@ -39,7 +39,8 @@ INTERRUPT_MODELS = ["sim/steady?tokens=900&rate=30&seed=7", "sim/slow?tokens=900
 XSS_MODEL = "sim/fast?xss=1&tokens=60&seed=10"
 BIG_MODEL = "sim/instant?tokens=25000&seed=11"
 LATE_MODEL = "sim/steady?tokens=900&rate=40&seed=13"
-FOLLOW_MODEL = "sim/steady?tokens=2000&rate=150&seed=14"
+FOLLOW_MODEL = "sim/steady?tokens=2500&rate=200&seed=14"
+EIGHT_MODELS = [f"sim/steady?tokens=1600&rate=200&jitter=0&seed={20 + i}" for i in range(8)]
 
 CELLS = {
     "setup": SETUP,
@@ -61,6 +62,7 @@ CELLS = {
     "late_view": "_llmgrid.show()",
     "late_dump": '_llmgrid.cancel()\n_llmgrid.wait(10)\n_dump("late.json", _llmgrid)',
     "follow": f'%llmgrid --background -m "{FOLLOW_MODEL}" "Explain SSE"',
+    "eight": f'%llmgrid -m "{",".join(EIGHT_MODELS)}" "Explain SSE"',
     "follow_dump": '_llmgrid.cancel()\n_llmgrid.wait(10)\n_dump("follow.json", _llmgrid)',
 }
 
@@ -405,8 +407,8 @@ def test_a_streaming_pane_follows_the_answer_until_the_user_scrolls_up(nb: LabNo
     while body.evaluate(SCROLL_JS)["height"] < body.evaluate(SCROLL_JS)["view"] + 300:
         assert time.monotonic() < deadline, "the answer never overflowed its pane"
         time.sleep(0.1)
-    # Following: sampled between frames, the newest text is in view.
-    for _ in range(6):
+    # Following: sampled between frames, the newest text is in view, whatever blocks arrive.
+    for _ in range(16):
         state = body.evaluate(SCROLL_JS)
         assert state["below"] <= 30, f"the pane fell behind the answer: {state}"
         time.sleep(0.25)
@@ -436,3 +438,12 @@ def test_a_streaming_pane_follows_the_answer_until_the_user_scrolls_up(nb: LabNo
     finally:
         if size:
             nb.page.set_viewport_size(size)
+
+
+def test_every_pane_follows_its_answer_to_the_end_when_eight_stream_at_once(nb: LabNotebook) -> None:
+    nb.run("eight", timeout=60)  # 8 s of 200 tokens/s in each pane
+    bodies = nb.grid("eight").locator(".llmgrid-pane-body")
+    assert bodies.count() == 8
+    nb.page.wait_for_timeout(300)
+    below = [bodies.nth(i).evaluate(SCROLL_JS)["below"] for i in range(8)]
+    assert all(px <= 30 for px in below), f"panes stopped following their answer (px below the view): {below}"
