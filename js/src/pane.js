@@ -127,8 +127,7 @@ export class PaneView {
     /** @type {LocalPaneState | null} */
     this.shown = null;
     this.stickToBottom = true;
-    /** The body's scroll height and width as last measured: a scroll event that finds them
-     * changed was caused by a reflow, not by the user. */
+    /** The body's scroll height and width when the grid last measured it (see #handleScroll). */
     this.knownHeight = 0;
     this.knownWidth = 0;
     this.stalled = false;
@@ -262,15 +261,17 @@ export class PaneView {
 
   #handleScroll = () => {
     const b = this.body;
-    if (b.scrollHeight !== this.knownHeight || b.clientWidth !== this.knownWidth) {
-      // The text reflowed (the window resized, a block got its real height) and the browser
-      // moved the scroll position: the user's choice to follow or not stands. The next flush,
-      // or the resize observer, brings a following pane back to the bottom.
-      this.knownHeight = b.scrollHeight;
+    if (b.clientWidth !== this.knownWidth) {
+      // The pane resized and its text reflowed, moving the scroll position: not the user's
+      // doing, so their choice to follow or not stands (the resize observer re-pins).
       this.knownWidth = b.clientWidth;
+      this.knownHeight = b.scrollHeight;
       return;
     }
-    this.stickToBottom = b.scrollHeight - b.scrollTop - b.clientHeight <= BOTTOM_SLACK_PX;
+    // Against the height the pane was last scrolled for: text that arrived since, or a new
+    // block that got its real height after that read, is not the user scrolling away.
+    const height = this.knownHeight > 0 ? Math.min(this.knownHeight, b.scrollHeight) : b.scrollHeight;
+    this.stickToBottom = height - b.scrollTop - b.clientHeight <= BOTTOM_SLACK_PX;
   };
 
   #keepBottom = () => {
