@@ -283,8 +283,9 @@ def measure(panes: int, rate: float, seconds: float, prompt: str, profile: bool 
                 nb.wait_finished("run", timeout=5)
                 heap_after = page.evaluate("performance.memory ? performance.memory.usedJSHeapSize : 0")
                 # How far each pane's newest text is below its view: 0 while a pane follows the answer.
+                # (Pane bodies lay their content out bottom-up: scrollTop counts up from the bottom.)
                 below = page.evaluate("[...document.querySelectorAll('.llmgrid-pane-body')]"
-                                      ".map(b => Math.round(b.scrollHeight - b.scrollTop - b.clientHeight))")
+                                      ".map(b => Math.round(-b.scrollTop))")
                 cpu_profile = cdp.send("Profiler.stop")["profile"] if profile else None
                 if trace:
                     cdp.send("Tracing.end")

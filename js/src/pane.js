@@ -19,8 +19,6 @@ import { continuation } from "./state.js";
 
 /** How long a streaming pane may go without receiving anything before it is marked stalled. */
 export const STALL_MS = 1000;
-/** Within this many pixels of the bottom the body counts as scrolled to the bottom. */
-const BOTTOM_SLACK_PX = 24;
 
 const STATUS_LABELS = /** @type {const} */ ({
   queued: "queued",
@@ -126,10 +124,6 @@ export class PaneView {
     this.onCite = callbacks.onCite;
     /** @type {LocalPaneState | null} */
     this.shown = null;
-    this.stickToBottom = true;
-    /** The body's scroll height and width when the grid last measured it (see #handleScroll). */
-    this.knownHeight = 0;
-    this.knownWidth = 0;
     this.stalled = false;
     this.stopRequested = false;
     this.reasoningUserToggled = false;
@@ -167,9 +161,13 @@ export class PaneView {
     header.append(this.nameEl, this.routeEl, this.statusEl, metrics, this.stopEl);
     this.header = header;
 
+    // The body scrolls a single content element laid out bottom-up (styles.css): the browser
+    // itself keeps a pane that is scrolled to the bottom there as the answer grows, and keeps
+    // a pane the user scrolled up where they put it. No script reads or sets scroll positions.
     const body = h("div", "llmgrid-pane-body");
     this.body = body;
-    body.addEventListener("scroll", this.#handleScroll, { passive: true });
+    const content = h("div", "llmgrid-pane-content");
+    body.appendChild(content);
 
     this.reasoningEl = h("details", "llmgrid-pane-reasoning");
     this.reasoningEl.hidden = true;
@@ -194,17 +192,11 @@ export class PaneView {
     this.errorEl.setAttribute("role", "alert");
 
     if (spec.kind === "search") {
-      body.append(this.resultsEl, this.analysisEl, this.reasoningEl, this.callsEl, this.textEl);
+      content.append(this.resultsEl, this.analysisEl, this.reasoningEl, this.callsEl, this.textEl);
     } else {
-      body.append(this.reasoningEl, this.callsEl, this.textEl, this.analysisEl, this.resultsEl);
+      content.append(this.reasoningEl, this.callsEl, this.textEl, this.analysisEl, this.resultsEl);
     }
     el.append(header, body);
-    // The body resized without a flush (the window did, and the text reflowed): a pane that
-    // follows the answer keeps following it. Only the body is observed: the text's own height
-    // changes every frame while it streams, and the flush handles that.
-    /** @type {ResizeObserver | null} */
-    this.resizeObserver = typeof ResizeObserver === "function" ? new ResizeObserver(this.#keepBottom) : null;
-    this.resizeObserver?.observe(body);
     this.setSpec(spec);
   }
 
@@ -259,41 +251,18 @@ export class PaneView {
     if (r) /** @type {HTMLElement} */ (cite).title = `${r.title} — ${r.url}`;
   };
 
-  #handleScroll = () => {
-    const b = this.body;
-    if (b.clientWidth !== this.knownWidth) {
-      // The pane resized and its text reflowed, moving the scroll position: not the user's
-      // doing, so their choice to follow or not stands (the resize observer re-pins).
-      this.knownWidth = b.clientWidth;
-      this.knownHeight = b.scrollHeight;
-      return;
-    }
-    // Against the height the pane was last scrolled for: text that arrived since, or a new
-    // block that got its real height after that read, is not the user scrolling away.
-    const height = this.knownHeight > 0 ? Math.min(this.knownHeight, b.scrollHeight) : b.scrollHeight;
-    this.stickToBottom = height - b.scrollTop - b.clientHeight <= BOTTOM_SLACK_PX;
-  };
-
-  #keepBottom = () => {
-    const b = this.body;
-    if (this.stickToBottom && b.scrollHeight - b.scrollTop - b.clientHeight > 1) b.scrollTop = b.scrollHeight;
-    this.knownHeight = b.scrollHeight;
-    this.knownWidth = b.clientWidth;
-  };
-
   #handleToggle = () => {
     if (this.reasoningEl.open !== this.reasoningAutoOpen) this.reasoningUserToggled = true;
   };
 
   /**
-   * Show `state`. Returns whether the body content grew (so the caller may scroll it).
+   * Show `state`.
    * `appends` (what was appended to the text and reasoning since the last update, from the Store)
    * lets them take in just the new text; without it, or when it does not line up, the whole text.
    * @param {LocalPaneState} state @param {import("./state.js").TextAppend[]} [appends]
    */
   update(state, appends = []) {
     const prev = this.shown;
-    let grew = false;
 
     if (!prev || prev.status !== state.status) {
       this.el.dataset.status = state.status;
@@ -316,11 +285,11 @@ export class PaneView {
     const reasoningAppends = appends.filter((a) => a.field === "reasoning");
     if (reasoningAppends.length > 0 || !prev || prev.reasoning !== state.reasoning) {
       this.#updateReasoning(state.reasoning, reasoningAppends);
-      grew = true;
     }
     if (textAppends.length > 0 || !prev || prev.text !== state.text) {
       const added = continuation(textAppends, this.markdown.text.length, state.text.length);
-      if (added !== null ? this.markdown.append(added) : this.markdown.update(state.text)) grew = true;
+      if (added !== null) this.markdown.append(added);
+      else this.markdown.update(state.text);
       this.el.dataset.textLength = String(state.text.length);
     }
     // Reasoning is open while it streams and folds away once the answer starts.
@@ -333,7 +302,6 @@ export class PaneView {
     const calls = syncList(this.callsEl, this.shownCalls, state.tool_calls, buildToolCall);
     const results = syncList(this.resultsEl, this.shownResults, state.results, buildResult);
     const analysis = syncList(this.analysisEl, this.shownAnalysis, state.analysis, buildAnalysis);
-    if (calls !== this.shownCalls || results !== this.shownResults || analysis !== this.shownAnalysis) grew = true;
     this.shownCalls = calls;
     this.shownResults = results;
     this.shownAnalysis = analysis;
@@ -342,7 +310,6 @@ export class PaneView {
     if (!prev || prev.metrics !== state.metrics) this.#updateMetrics(state.metrics);
 
     this.shown = state;
-    return grew;
   }
 
   /**
@@ -403,27 +370,10 @@ export class PaneView {
     this.setStalled(this.shown?.status === "streaming" && silent > STALL_MS, silent);
   }
 
-  /**
-   * The scroll position that shows the newest output, or null when the user scrolled up (the
-   * grid reads this for every pane before it scrolls any: see GridView.flush).
-   */
-  bottomScrollTop() {
-    this.knownHeight = this.body.scrollHeight;
-    this.knownWidth = this.body.clientWidth;
-    return this.stickToBottom ? this.knownHeight : null;
-  }
-
-  /** @param {number | null} top */
-  scrollTo(top) {
-    if (top !== null && this.body.scrollTop !== top) this.body.scrollTop = top;
-  }
-
   destroy() {
     this.stopEl.removeEventListener("click", this.#handleStop);
     this.textEl.removeEventListener("click", this.#handleCite);
     this.textEl.removeEventListener("mouseover", this.#handleCiteHover);
-    this.body.removeEventListener("scroll", this.#handleScroll);
-    this.resizeObserver?.disconnect();
     this.reasoningEl.removeEventListener("toggle", this.#handleToggle);
     this.el.remove();
   }

@@ -161,7 +161,8 @@ export class GridView {
   /**
    * Write what the store marked dirty, within the frame budget: once the budget is spent the
    * remaining panes wait for the next frame (first in line then, so every pane keeps moving).
-   * Reads no layout until all writes are done. Returns whether panes are left for another frame.
+   * Reads no layout (panes follow their output by CSS). Returns whether panes are left for another
+   * frame.
    * @param {Store} store
    * @returns {boolean}
    */
@@ -175,8 +176,6 @@ export class GridView {
     }
     if (dirty.run) this.#updateRun(state.run);
     for (const id of dirty.panes) this.deferred.add(id);
-    /** @type {PaneView[]} */
-    const grown = [];
     let written = 0;
     for (const id of this.deferred) {
       if (written > 0 && this.budgetClock() - started > this.frameBudgetMs) break;
@@ -184,13 +183,9 @@ export class GridView {
       written += 1;
       const view = this.views.get(id);
       if (!view) continue;
-      if (view.update(paneState(state, id), store.takeTextAppends(id))) grown.push(view);
+      view.update(paneState(state, id), store.takeTextAppends(id));
     }
     this.tick(store);
-    // All writes are done: read every height (one layout for the whole flush), then scroll.
-    // Writing between reads would force a layout per pane.
-    const heights = grown.map((view) => view.bottomScrollTop());
-    grown.forEach((view, i) => view.scrollTo(heights[i]));
     return this.deferred.size > 0;
   }
 

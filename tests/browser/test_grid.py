@@ -393,9 +393,12 @@ def test_a_view_opened_mid_run_asks_for_the_text_it_missed_and_catches_up(nb: La
         assert_dom_matches_kernel(dom, kernel)
 
 
-#: A pane body's scroll state: how far its bottom is from the bottom of its content.
-SCROLL_JS = """el => ({ top: el.scrollTop, height: el.scrollHeight, view: el.clientHeight,
-  below: el.scrollHeight - el.scrollTop - el.clientHeight })"""
+#: A pane body's scroll state: how far the view is from the bottom of its content (``below``)
+#: and from its top (``top``).
+#: (The body lays its content out bottom-up, so its scrollTop counts up from the bottom.)
+SCROLL_JS = """el => { const below = -el.scrollTop;
+  return { below, height: el.scrollHeight, view: el.clientHeight,
+           top: el.scrollHeight - el.clientHeight - below }; }"""
 
 
 def test_a_streaming_pane_follows_the_answer_until_the_user_scrolls_up(nb: LabNotebook) -> None:
