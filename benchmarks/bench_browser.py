@@ -12,7 +12,10 @@ To see what a long task was made of: ``--trace`` records a Chrome trace and brea
 over 50 ms into what ran in it (the widget's frame, style, layout, paint, garbage collection);
 ``--profile`` samples the page's JavaScript. Both slow the page down; the figures of record
 come from a run without them. ``--control`` runs the same streams with ``--no-widget``: the long
-tasks JupyterLab and this machine have without any pane to render.
+tasks JupyterLab and this machine have without any pane to render. ``--cpu-slowdown 3`` runs the
+page's main thread three times slower (CDP throttling): the headroom left for a slower machine.
+Besides long tasks it reports the intervals between animation frames (16.7 ms when the page
+keeps pace) and whether every pane ended scrolled to the bottom of its answer.
 """
 
 from __future__ import annotations

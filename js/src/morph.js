@@ -89,6 +89,12 @@ const PLAIN_TEXT = new RegExp(`^(?:[^<>&]|${ENTITY.source})*$`);
 /** Closing tags and whitespace, the tokens that may follow the patched point. */
 const CLOSER_TOKEN = /<\/[a-z][a-z0-9]*>|[ \t\n]+/g;
 const CLOSING_TAG = /^<\/[a-z][a-z0-9]*>$/;
+/** A closing tag with the whitespace after it: where a run of closers may be cut in two. */
+const CLOSER_END = /<\/[a-z][a-z0-9]*>[ \t\n]*/g;
+/** A start or end tag as the Markdown renderer writes them (attribute values escaped). */
+const TAG = /<(\/?)([a-z][a-z0-9]*)(?:\s[^<>]*)?>/g;
+/** Elements without an end tag, among those the Markdown renderer writes. */
+const VOID = new Set(["br", "hr", "img", "input", "wbr"]);
 
 /** Where the closing tags and whitespace at the end of `html` start (a backward scan). @param {string} html */
 function closersStart(html) {
@@ -104,12 +110,6 @@ function closersStart(html) {
   }
   return i;
 }
-/** A closing tag with the whitespace after it: where a run of closers may be cut in two. */
-const CLOSER_END = /<\/[a-z][a-z0-9]*>[ \t\n]*/g;
-/** A start or end tag as the Markdown renderer writes them (attribute values escaped). */
-const TAG = /<(\/?)([a-z][a-z0-9]*)(?:\s[^<>]*)?>/g;
-/** Elements without an end tag, among those the Markdown renderer writes. */
-const VOID = new Set(["br", "hr", "img", "input", "wbr"]);
 
 /** @param {string} text */
 const decode = (text) => text.replace(ENTITY, (e) => ENTITIES[e]);
