@@ -288,25 +288,25 @@ export class IncrementalMarkdown {
   /**
    * Bring the DOM up to `text`. Appends are cheap; any other change re-renders from scratch.
    * Reads the whole text (so V8 flattens it): a streaming view prefers `append`.
-   * @param {string} text @returns {boolean} whether the DOM changed
+   * @param {string} text
    */
   update(text) {
-    if (text === this.text) return false;
+    if (text === this.text) return;
     if (!text.startsWith(this.settledText)) this.reset();
     this.text = text;
     this.tail = text.slice(this.settledText.length);
-    return this.#render();
+    this.#render();
   }
 
   /**
    * Take in text appended to the text shown, touching only the tail: the whole text is never
    * read, so a long answer costs no more per frame than a short one.
-   * @param {string} added @returns {boolean} whether the DOM changed
+   * @param {string} added
    */
   append(added) {
     this.text += added;
     this.tail += added;
-    return this.#render();
+    this.#render();
   }
 
   /** Render `this.tail` after the settled blocks, settling whatever became final. */
@@ -315,7 +315,7 @@ export class IncrementalMarkdown {
     // Settle only where offsets in the normalised tail equal offsets in the text (no CR in it).
     const hasCR = tail.includes("\r");
     const fence = hasCR ? null : openFence(tail);
-    if (fence && this.#updateFence(fence)) return true;
+    if (fence && this.#updateFence(fence)) return;
     if (this.fence) {
       // The fence closed (or stopped being one): the tail's HTML lets the next step patch the
       // code block as shown instead of re-parsing it.
@@ -326,7 +326,6 @@ export class IncrementalMarkdown {
     const tokens = marked.lexer(src);
     const settled = hasCR ? { count: 0, length: 0 } : settledPrefix(tokens, src);
 
-    let changed = false;
     if (settled.count > 0) {
       // The newly settled blocks were the start of the tail shown so far: usually the DOM shows
       // them already; else patch them in place.
@@ -337,14 +336,13 @@ export class IncrementalMarkdown {
         morphChildren(this.container, fragment, this.settledNodeCount, false);
         this.settledNodeCount += count;
         this.tailHtml = null;
-        changed = true;
       }
       this.#group();
       this.fence = null;
       this.settledText += tail.slice(0, settled.length);
       this.tail = tail.slice(settled.length);
       const rest = openFence(this.tail);
-      if (rest && this.#updateFence(rest)) return true;
+      if (rest && this.#updateFence(rest)) return;
     }
     const tailHtml = marked.parser(settled.count > 0 ? tokens.slice(settled.count) : tokens);
     if (tailHtml !== this.tailHtml) {
@@ -352,8 +350,6 @@ export class IncrementalMarkdown {
         this.tailHtml !== null && patchTailByHtml(this.container, this.tailHtml, tailHtml, sanitizeMarkdownHtml);
       if (!patched) morphChildren(this.container, sanitizeMarkdownHtml(tailHtml), this.settledNodeCount);
       this.tailHtml = tailHtml;
-      changed = true;
     }
-    return changed;
   }
 }

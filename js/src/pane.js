@@ -165,7 +165,6 @@ export class PaneView {
     // itself keeps a pane that is scrolled to the bottom there as the answer grows, and keeps
     // a pane the user scrolled up where they put it. No script reads or sets scroll positions.
     const body = h("div", "llmgrid-pane-body");
-    this.body = body;
     const content = h("div", "llmgrid-pane-content");
     body.appendChild(content);
 
