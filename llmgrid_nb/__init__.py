@@ -27,7 +27,8 @@ from .sources.brave import Brave
 from .sources.litellm import LiteLLM
 from .sources.master import MasterSynthesis
 from .sources.ollama import Ollama
-from .sources.openai_sse import OpenAICompatible, Simulated
+from .sources.openai_sse import OpenAICompatible
+from .sources.simulated import Simulated
 
 __version__ = "0.1.0"
 

@@ -11,12 +11,13 @@ import asyncio
 import atexit
 import concurrent.futures
 import threading
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 
 from .clients import ClientPool
+from .errors import ProviderError
 
-__all__ = ["Engine", "get_engine"]
+__all__ = ["ISOLATED_ENGINE", "Engine", "get_engine", "relay_isolated"]
 
 T = TypeVar("T")
 
@@ -78,8 +79,8 @@ def get_engine(name: str = "llmgrid-engine") -> Engine:
     """A process-wide engine by name, started on first use and stopped at interpreter exit.
 
     The default one runs every stream. Sources whose client library may block its loop
-    (LiteLLM's first calls block for up to ~0.6 s, measured here) run on a second one,
-    ``get_engine("llmgrid-litellm")``, so they cannot delay the other streams' timestamps.
+    (LiteLLM's first calls block for up to ~0.6 s, measured here) run on a second one through
+    ``relay_isolated``, so they cannot delay the other streams' timestamps.
     """
     with _engine_lock:
         engine = _engines.get(name)
@@ -87,3 +88,41 @@ def get_engine(name: str = "llmgrid-engine") -> Engine:
             engine = _engines[name] = Engine(name)
             atexit.register(engine.shutdown)
         return engine
+
+
+#: The engine for client libraries that block their loop (LiteLLM): streams relayed from it
+#: by ``relay_isolated`` cannot delay the timestamps of the streams on the default engine.
+ISOLATED_ENGINE = "llmgrid-litellm"
+
+
+async def relay_isolated(make: Callable[[], AsyncIterator[T]], *, engine: str = ISOLATED_ENGINE) -> AsyncIterator[T]:
+    """Run the async iterator ``make()`` on another engine's loop and yield its items here.
+
+    Exceptions raised there are re-raised here (a cancellation there as a ProviderError, so it
+    is not mistaken for this task's own); closing this generator cancels the producer.
+    """
+    here = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    end = object()
+
+    async def produce() -> None:
+        try:
+            async for item in make():
+                here.call_soon_threadsafe(queue.put_nowait, item)
+            here.call_soon_threadsafe(queue.put_nowait, end)
+        except BaseException as exc:  # relayed, re-raised on the consuming side
+            here.call_soon_threadsafe(queue.put_nowait, exc)
+
+    future = get_engine(engine).submit(produce())
+    try:
+        while True:
+            item = await queue.get()
+            if item is end:
+                return
+            if isinstance(item, asyncio.CancelledError):  # the far side was cancelled, not this task
+                raise ProviderError(f"the stream on {engine} was cancelled", kind="cancelled")
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        future.cancel()

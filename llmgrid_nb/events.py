@@ -22,6 +22,7 @@ __all__ = [
     "InterimAnalysis",
     "Progress",
     "Reasoning",
+    "Refusal",
     "SearchResult",
     "Status",
     "Token",
@@ -34,7 +35,7 @@ __all__ = [
 #: Lifecycle states a source passes through, in the order they usually happen.
 STATUSES = ("queued", "connecting", "waiting", "streaming", "retrying", "done", "failed", "cancelled")
 #: Event kinds that carry model output: they define TTFT, e2e and inter-chunk latency.
-CONTENT_KINDS = frozenset({"token", "reasoning", "tool_call", "final_synthesis"})
+CONTENT_KINDS = frozenset({"token", "reasoning", "refusal", "tool_call", "final_synthesis"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,17 @@ class Reasoning:
     t_s: float
     text: str
     kind: ClassVar[str] = "reasoning"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A delta of a refusal: the model declining to answer, sent apart from the answer text
+    (OpenAI's ``delta.refusal``). The stream's finish reason then reads ``refusal``."""
+
+    source: str
+    t_s: float
+    text: str
+    kind: ClassVar[str] = "refusal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +183,7 @@ class FinalSynthesis:
 
 
 Event = Union[
-    Status, Token, Reasoning, ToolCall, Usage, Progress, Error, Done,
+    Status, Token, Reasoning, Refusal, ToolCall, Usage, Progress, Error, Done,
     SearchResult, InterimAnalysis, FinalSynthesis,
 ]
 
@@ -183,6 +195,7 @@ class Transcript:
     status: str = "queued"
     text: str = ""
     reasoning: str = ""
+    refusal: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     results: list[SearchResult] = field(default_factory=list)
     analysis: list[str] = field(default_factory=list)
@@ -201,6 +214,8 @@ def accumulate(events: Iterable[Event]) -> dict[str, Transcript]:
             tr.text += ev.text
         elif isinstance(ev, Reasoning):
             tr.reasoning += ev.text
+        elif isinstance(ev, Refusal):
+            tr.refusal += ev.text
         elif isinstance(ev, ToolCall):
             tr.tool_calls.append(ev)
         elif isinstance(ev, SearchResult):

@@ -85,7 +85,7 @@ def _describe(ev: Any) -> str:
     return ""
 
 
-_TEXT_KINDS = frozenset({"token", "reasoning", "final_synthesis", "interim_analysis"})
+_TEXT_KINDS = frozenset({"token", "reasoning", "refusal", "final_synthesis", "interim_analysis"})
 
 
 class ChunkRecorder:

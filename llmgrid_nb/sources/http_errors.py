@@ -36,7 +36,7 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _provider_message(body: bytes, content_type: str) -> str:
+def _provider_message(body: bytes, content_type: str, provider: str = "") -> str:
     """The provider's own error text from a JSON error body, or a description of the body."""
     text = body.decode("utf-8", errors="replace").strip()
     if "html" in content_type or text[:15].lower().startswith(("<!doctype", "<html")):
@@ -45,11 +45,15 @@ def _provider_message(body: bytes, content_type: str) -> str:
         obj = json.loads(text)
     except ValueError:
         return text[:300] or "(empty body)"
-    return describe_error_object(obj) or text[:300]
+    return describe_error_object(obj, provider) or text[:300]
 
 
-def describe_error_object(obj: object) -> str:
-    """A one-line message from the error shapes providers use (OpenAI, Ollama, Brave, ...)."""
+def describe_error_object(obj: object, provider: str = "") -> str:
+    """A one-line message from the error shapes providers use (OpenAI, Ollama, Brave, ...).
+
+    With ``provider`` named, the provider's error type leads, as it says it: Anthropic's
+    ``error.type`` ("Anthropic overloaded_error: Overloaded"), Google's ``error.status``.
+    """
     if isinstance(obj, dict):
         err = obj.get("error", obj)
         if isinstance(err, str):
@@ -57,6 +61,10 @@ def describe_error_object(obj: object) -> str:
         if isinstance(err, dict):
             for key in ("message", "detail", "msg"):
                 if isinstance(err.get(key), str):
+                    if provider:
+                        etype = err.get("type") or err.get("status") or err.get("code")
+                        label = f"{provider} {etype}" if isinstance(etype, str) and etype else provider
+                        return f"{label}: {err[key]}"
                     return err[key]
         for key in ("message", "detail"):
             if isinstance(obj.get(key), str):
@@ -65,7 +73,8 @@ def describe_error_object(obj: object) -> str:
 
 
 async def error_from_response(
-    response: httpx.Response, *, key_env: Sequence[str] = (), secret: Secret | None = None
+    response: httpx.Response, *, key_env: Sequence[str] = (), secret: Secret | None = None,
+    provider: str = "",
 ) -> ProviderError:
     """Read (a bounded part of) an error response and describe it so a user can act."""
     body = b""
@@ -74,7 +83,7 @@ async def error_from_response(
         if len(body) >= _MAX_ERROR_BODY:
             break
     status = response.status_code
-    detail = _provider_message(body, response.headers.get("content-type", ""))
+    detail = _provider_message(body, response.headers.get("content-type", ""), provider)
     if secret is not None:
         detail = secret.redact(detail)
     retry_after = parse_retry_after(response.headers.get("retry-after"))

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from ..config import Secret, env_key
+from ..engine import relay_isolated
 from ..errors import ProviderError
 from ..events import Event, Reasoning, Status, Token, Usage
 from .base import Prompt, SourceOptions, StreamContext
@@ -158,33 +159,8 @@ class LiteLLM:
         LiteLLM does blocking work inside its coroutines; isolated on ``llmgrid-litellm`` it
         cannot stall the direct streams running on the engine loop.
         """
-        from ..engine import get_engine
-
-        here = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        end = object()
-
-        async def produce() -> None:
-            try:
-                async for ev in self._stream_here(prompt, ctx):
-                    here.call_soon_threadsafe(queue.put_nowait, ev)
-                here.call_soon_threadsafe(queue.put_nowait, end)
-            except BaseException as exc:  # relayed, re-raised on the consuming side
-                here.call_soon_threadsafe(queue.put_nowait, exc)
-
-        future = get_engine("llmgrid-litellm").submit(produce())
-        try:
-            while True:
-                item = await queue.get()
-                if item is end:
-                    return
-                if isinstance(item, BaseException):
-                    if isinstance(item, asyncio.CancelledError):
-                        raise ProviderError("the LiteLLM stream was cancelled", kind="cancelled")
-                    raise item
-                yield item
-        finally:
-            future.cancel()
+        async for ev in relay_isolated(lambda: self._stream_here(prompt, ctx)):
+            yield ev
 
     async def _stream_here(self, prompt: Prompt, ctx: StreamContext) -> AsyncIterator[Event]:
         """Call ``litellm.acompletion(stream=True)`` and yield events per chunk."""
@@ -224,7 +200,8 @@ class LiteLLM:
             raise
         except Exception as exc:  # litellm raises its own and its providers' exception types
             raise _translate(exc, litellm, key) from None
-        for ev in parser.finish(ctx.now(), saw_done=True):
+        parser.done = True
+        for ev in parser.finish(ctx.now()):
             yield ev
 
     @staticmethod

@@ -1,28 +1,26 @@
 """OpenAI-compatible chat completions streamed over SSE with httpx: the fast direct path.
 
-Serves OpenAI itself, vLLM, llama.cpp, LM Studio, a LiteLLM proxy and the simulator.
-``OpenAIChunkParser`` is the pure part (JSON chunk in, events out) so it is tested without
-a network; ``OpenAICompatible`` wraps it with one pooled httpx stream.
+Serves OpenAI itself, Azure, Groq, DeepSeek, OpenRouter, vLLM, llama.cpp, LM Studio, a LiteLLM
+proxy and the simulator. ``OpenAIChunkParser`` is the pure part (server-sent event in, events
+out) so it is tested without a network; ``OpenAICompatible`` gives the shared HTTP shell
+(``http_stream``) its request.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-import httpx
-
-from ..config import Secret, env_key
+from ..config import Secret
 from ..errors import ConfigError, ProviderError
-from ..events import Done, Error, Event, Reasoning, Status, Token, ToolCall, Usage
-from ..rx_stamps import receive_time
-from ..sse import SSEDecoder
+from ..events import Done, Error, Event, Reasoning, Refusal, Token, ToolCall, Usage
+from ..sse import ServerSentEvent
 from .base import Prompt, SourceOptions, StreamContext
-from .http_errors import describe_error_object, error_from_response, translate_transport_error
+from .http_errors import describe_error_object
+from .http_stream import StreamRequest, resolve_key, stream_events
 
-__all__ = ["OpenAIChunkParser", "OpenAICompatible", "Simulated", "count"]
+__all__ = ["OpenAIChunkParser", "OpenAICompatible", "count", "server_figures"]
 
 
 def count(value: object) -> int | None:
@@ -31,23 +29,49 @@ def count(value: object) -> int | None:
 
 
 class OpenAIChunkParser:
-    """Turn the JSON payloads of a chat.completion.chunk stream into events. No I/O.
+    """Turn the payloads of a chat.completion.chunk stream into events. No I/O.
 
-    Tool calls arrive as fragments keyed by ``index``; they are assembled and emitted as one
-    ToolCall when the choice finishes (or the stream ends). An ``{"error": ...}`` payload raises
-    ProviderError: a stream that carried an error is never a complete answer.
+    Only choice 0 is the answer: a stream of several choices (``n > 1``) interleaves them, and
+    mixing them would garble the text, so the others are dropped with one warning. Tool calls
+    arrive as fragments keyed by ``index``; they are assembled and emitted as one ToolCall when
+    the choice finishes (or the stream ends). ``delta.refusal`` is a Refusal, and the finish
+    reason then reads ``refusal``. Provider timings and cost (llama.cpp's ``timings``, Groq's
+    ``x_groq``, OpenRouter's ``usage.cost``) go into Usage.server. An ``{"error": ...}`` payload
+    raises ProviderError: a stream that carried an error is never a complete answer, and neither
+    is one that ends with no content and no finish reason (a busy llama.cpp server's reply).
     """
 
-    __slots__ = ("source", "finish_reason", "_tools", "saw_usage")
+    __slots__ = ("source", "finish_reason", "_tools", "saw_usage", "done", "messages", "_content",
+                 "_refused", "_other_choices")
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.finish_reason: str | None = None
         self._tools: dict[int, list[Any]] = {}
         self.saw_usage = False
+        #: ``data: [DONE]`` arrived.
+        self.done = False
+        #: Payloads parsed so far (for describing a reply that carried nothing).
+        self.messages = 0
+        self._content = False
+        self._refused = False
+        self._other_choices: set[int] = set()
+
+    def message(self, event: ServerSentEvent, t: float) -> list[Event]:
+        """Parse one server-sent event received at ``t``."""
+        if event.data == "[DONE]":
+            self.done = True
+            return []
+        return self.feed(event.data, t)
+
+    def unary(self, body: bytes, t: float) -> list[Event]:
+        """A whole non-streamed ``chat.completion`` body: its events, then the end."""
+        self.done = True
+        return self.feed(body.decode("utf-8", errors="replace"), t) + self.finish(t)
 
     def feed(self, data: str, t: float) -> list[Event]:
-        """Parse one SSE ``data`` payload received at ``t``."""
+        """Parse one ``data`` payload received at ``t``."""
+        self.messages += 1
         try:
             obj = json.loads(data)
         except ValueError:
@@ -68,39 +92,59 @@ class OpenAIChunkParser:
             raise ProviderError(f"the provider reported an error mid-stream: {message}",
                                 retryable=True, kind="stream_error")
         out: list[Event] = []
-        choices = obj.get("choices")
-        if choices:
-            choice = choices[0]
+        for choice in obj.get("choices") or ():
+            index = choice.get("index") or 0
+            if index != 0:
+                if index not in self._other_choices:
+                    self._other_choices.add(index)
+                    if len(self._other_choices) == 1:
+                        out.append(Error(self.source, t, "the response has several choices (n > 1): the pane "
+                                         "shows choice 0, the others are dropped", recoverable=False,
+                                         fatal=False, error_type="choices"))
+                continue
             delta = choice.get("delta") or choice.get("message") or {}
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if reasoning and isinstance(reasoning, str):
                 out.append(Reasoning(self.source, t, reasoning))
             content = delta.get("content")
             if content and isinstance(content, str):
+                self._content = True
                 out.append(Token(self.source, t, content))
+            refusal = delta.get("refusal")
+            if refusal and isinstance(refusal, str):
+                self._refused = True
+                out.append(Refusal(self.source, t, refusal))
             fragments = delta.get("tool_calls")
             if fragments:
                 self.add_tool_fragments(fragments)
             finish = choice.get("finish_reason")
             if finish:
-                self.finish_reason = str(finish)
+                self.finish_reason = "refusal" if self._refused and finish == "stop" else str(finish)
                 out.extend(self.drain_tools(t))
         usage = obj.get("usage")
-        if usage:
-            out.append(self._usage(usage, t))
+        groq = obj.get("x_groq")
+        timings = obj.get("timings")
+        if usage or timings or (isinstance(groq, dict) and groq.get("usage")):
+            out.append(self._usage(usage or (groq or {}).get("usage") or {}, t, groq, timings))
         return out
 
-    def finish(self, t: float, *, saw_done: bool) -> list[Event]:
-        """End of stream: pending tool calls and Done, or an error if it was cut short."""
+    def finish(self, t: float) -> list[Event]:
+        """End of stream: pending tool calls and Done, or an error if it was not an answer."""
         out = self.drain_tools(t)
-        if self.finish_reason is None and not saw_done:
-            raise ProviderError(
-                "the stream ended before the response was complete (no finish_reason, no [DONE])",
-                retryable=True, kind="truncated")
+        if self.finish_reason is None:
+            if not self.done:
+                raise ProviderError(
+                    "the stream ended before the response was complete (no finish_reason, no [DONE])",
+                    retryable=True, kind="truncated")
+            if not (self._content or self._refused or out):
+                raise ProviderError(
+                    f"the server sent no answer: {self.messages} message(s) with no content and no "
+                    "finish_reason, then [DONE] (a busy server does this)", retryable=True, kind="empty")
         out.append(Done(self.source, t, self.finish_reason))
         return out
 
     def add_tool_fragments(self, fragments: Sequence[Mapping[str, Any]]) -> None:
+        """Add streamed tool-call fragments (id, name, argument pieces) keyed by their index."""
         for frag in fragments:
             slot = self._tools.setdefault(int(frag.get("index", 0) or 0), ["", "", []])
             if frag.get("id"):
@@ -113,16 +157,37 @@ class OpenAIChunkParser:
                 slot[2].append(args if isinstance(args, str) else json.dumps(args))
 
     def drain_tools(self, t: float) -> list[Event]:
+        """The assembled tool calls so far, in index order, as ToolCall events."""
         calls = [ToolCall(self.source, t, cid, name, "".join(args))
                  for _, (cid, name, args) in sorted(self._tools.items())]
         self._tools.clear()
         return calls
 
-    def _usage(self, usage: Mapping[str, Any], t: float) -> Usage:
+    def _usage(self, usage: Mapping[str, Any], t: float, groq: Any = None, timings: Any = None) -> Usage:
         self.saw_usage = True
         details = usage.get("completion_tokens_details") or {}
         return Usage(self.source, t, count(usage.get("prompt_tokens")), count(usage.get("completion_tokens")),
-                     count(details.get("reasoning_tokens")))
+                     count(details.get("reasoning_tokens")), server_figures(usage, groq, timings))
+
+
+def server_figures(usage: Mapping[str, Any], groq: Any, timings: Any) -> dict[str, float]:
+    """The provider's own timings and cost from a chunk: llama.cpp's ``timings`` under their own
+    names, Groq's ``x_groq.usage`` times (seconds) and OpenRouter's ``usage.cost`` (USD)."""
+    out: dict[str, float] = {}
+    if isinstance(timings, dict):
+        out.update((k, float(v)) for k, v in timings.items() if _number(v))
+    groq_usage = groq.get("usage") if isinstance(groq, dict) else None
+    if isinstance(groq_usage, dict):
+        for key in ("queue_time", "prompt_time", "completion_time", "total_time"):
+            if _number(groq_usage.get(key)):
+                out[f"{key}_s"] = float(groq_usage[key])
+    if _number(usage.get("cost")):
+        out["cost_usd"] = float(usage["cost"])
+    return out
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class OpenAICompatible:
@@ -177,15 +242,6 @@ class OpenAICompatible:
         if url and not url.startswith(("http://", "https://")):
             raise ConfigError(f"{self.name}: base_url must start with http:// or https://, got {url!r}")
 
-    def _key(self) -> Secret | None:
-        if self._api_key is not None:
-            return self._api_key
-        key = env_key(self.key_env) if self.key_env else None
-        if key is None and self.key_env:
-            raise ProviderError(
-                f"no API key: set {' or '.join(self.key_env)} or pass api_key=", kind="config")
-        return key
-
     def request_body(self, prompt: Prompt) -> dict[str, Any]:
         """The JSON body of the streaming request."""
         p = prompt.merged(self.options)
@@ -202,106 +258,15 @@ class OpenAICompatible:
         body.update(p.params)
         return body
 
-    async def stream(self, prompt: Prompt, ctx: StreamContext) -> AsyncIterator[Event]:
+    def stream(self, prompt: Prompt, ctx: StreamContext) -> AsyncIterator[Event]:
         """Send the request and yield events as the SSE stream is parsed."""
-        key = self._key()
-        url = self.base_url.rstrip("/") + "/chat/completions"
+        return stream_events(self.request(prompt), OpenAIChunkParser(ctx.name), ctx)
+
+    def request(self, prompt: Prompt) -> StreamRequest:
+        """The streaming request for ``prompt`` (raises ProviderError when a key is missing)."""
+        key = resolve_key(self._api_key, self.key_env)
         headers = {"Accept": "text/event-stream", **self.headers}
         if key is not None:
             headers["Authorization"] = f"Bearer {key.get()}"
-        body = self.request_body(prompt)
-        client = ctx.client(url)
-        timeout = httpx.Timeout(ctx.connect_timeout, read=None, pool=None)
-        parser = OpenAIChunkParser(ctx.name)
-        ctx.request_started()
-        try:
-            async with client.stream("POST", url, json=body, headers=headers, timeout=timeout) as resp:
-                ctx.note_response(resp.headers)
-                if resp.status_code >= 400:
-                    raise await error_from_response(resp, key_env=self.key_env, secret=key)
-                ctype = resp.headers.get("content-type", "")
-                if "text/event-stream" not in ctype:
-                    async for ev in self._non_streaming(resp, ctype, parser, ctx):
-                        yield ev
-                    return
-                yield Status(ctx.name, ctx.now(), "waiting")
-                decoder = SSEDecoder()
-                saw_done = False
-                async for raw in resp.aiter_bytes():
-                    t = ctx.activity(receive_time(resp))
-                    for sse in decoder.decode(raw):
-                        ctx.first_message(t)
-                        if sse.data == "[DONE]":
-                            saw_done = True
-                            break
-                        for ev in parser.feed(sse.data, t):
-                            yield ev
-                    if saw_done:
-                        break
-                else:
-                    for sse in decoder.flush():
-                        if sse.data == "[DONE]":
-                            saw_done = True
-                        else:
-                            for ev in parser.feed(sse.data, ctx.now()):
-                                yield ev
-                if decoder.replaced_invalid_utf8:
-                    yield Error(ctx.name, ctx.now(), "the stream contained invalid UTF-8 (replaced by U+FFFD)",
-                                recoverable=True, fatal=False, error_type="parse")
-                for ev in parser.finish(ctx.now(), saw_done=saw_done):
-                    yield ev
-        except httpx.HTTPError as exc:
-            raise translate_transport_error(exc, url) from None
-
-    async def _non_streaming(self, resp: httpx.Response, ctype: str, parser: OpenAIChunkParser,
-                             ctx: StreamContext) -> AsyncIterator[Event]:
-        """A server that ignored ``stream: true`` and sent one JSON body, or sent something else."""
-        body = await resp.aread()
-        t = ctx.activity()
-        if "json" not in ctype:
-            kind = ctype.split(";")[0] or "no content type"
-            raise ProviderError(
-                f"expected an event stream but the server sent {kind} (HTTP {resp.status_code})",
-                kind="protocol")
-        ctx.first_message(t)
-        for ev in parser.feed(body.decode("utf-8", errors="replace"), t):
-            yield ev
-        for ev in parser.finish(t, saw_done=True):
-            yield ev
-
-
-class Simulated(OpenAICompatible):
-    """A simulator profile (``sim/<profile>``), served by the loopback simulator over real SSE."""
-
-    route = "sim"
-
-    def __init__(self, profile: str, *, name: str | None = None, **options: Any) -> None:
-        super().__init__(profile, "", name=name or f"sim/{profile}", **options)
-        self.profile = profile
-
-    @property
-    def base_url(self) -> str:
-        from ..sim import default_simulator
-
-        return default_simulator().openai_base
-
-    @property
-    def host(self) -> str | None:
-        return "sim"
-
-    async def prepare(self) -> None:
-        """Start the shared simulator (a subprocess) before the run's clock starts."""
-        from ..sim import default_simulator
-
-        await asyncio.get_running_loop().run_in_executor(None, default_simulator)
-
-    def validate(self) -> None:
-        from ..sim.profiles import PROFILES, UnknownModelError, parse_model
-
-        try:
-            parse_model(self.profile)
-        except UnknownModelError:
-            raise ConfigError(f"{self.name}: unknown simulator profile; choose one of "
-                              f"{', '.join('sim/' + p for p in PROFILES)}") from None
-        except ValueError as exc:
-            raise ConfigError(f"{self.name}: bad simulator option: {exc}") from None
+        return StreamRequest(self.base_url.rstrip("/") + "/chat/completions", self.request_body(prompt),
+                             headers, self.key_env, key)

@@ -11,7 +11,8 @@ from ..errors import ConfigError
 from .base import Source
 from .litellm import LiteLLM
 from .ollama import Ollama
-from .openai_sse import OpenAICompatible, Simulated
+from .openai_sse import OpenAICompatible
+from .simulated import Simulated, simulator_url
 
 __all__ = ["resolve_source"]
 
@@ -19,9 +20,7 @@ _OPENAI_BARE = re.compile(r"^(gpt-|o1|o3|o4|chatgpt-)")
 
 
 def _sim_base() -> str:
-    from ..sim import default_simulator
-
-    return default_simulator().openai_base
+    return simulator_url() + "/v1"
 
 
 def resolve_source(model: str | Source) -> Source:

@@ -75,13 +75,13 @@ def test_stream_end_without_finish_reason_or_done_is_truncated() -> None:
     p = OpenAIChunkParser("s")
     p.feed(chunk({"content": "half"}), 1.0)
     with pytest.raises(ProviderError, match="ended before the response was complete"):
-        p.finish(1.5, saw_done=False)
+        p.finish(1.5)
 
 
 def test_stream_end_without_done_but_with_finish_reason_is_complete() -> None:
     p = OpenAIChunkParser("s")
     p.feed(chunk({"content": "all"}, finish="stop"), 1.0)
-    [done] = p.finish(1.1, saw_done=False)
+    [done] = p.finish(1.1)
     assert done.finish_reason == "stop"
 
 

@@ -28,7 +28,8 @@ def test_openai_parser_accepts_any_json_value(value: object) -> None:
     parser = OpenAIChunkParser("s")
     try:
         parser.feed(json.dumps(value), 1.0)
-        parser.finish(2.0, saw_done=True)
+        parser.done = True
+        parser.finish(2.0)
     except LLMGridError:
         pass
 
