@@ -22,7 +22,7 @@ from ..sse import ServerSentEvent, SSEDecoder
 from .base import StreamContext
 from .http_errors import error_from_response, translate_transport_error
 
-__all__ = ["EventDecoder", "StreamRequest", "resolve_key", "stream_events"]
+__all__ = ["EventDecoder", "StreamRequest", "empty_answer", "resolve_key", "stream_events"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,21 @@ class EventDecoder(Protocol):
     def message(self, event: ServerSentEvent, t: float) -> list[Event]: ...
 
     def finish(self, t: float) -> list[Event]: ...
+
+
+def empty_answer(finish_reason: str | None, what_arrived: str) -> ProviderError | None:
+    """The failure of a stream that ended with no content at all, or None if it is an answer.
+
+    No text, reasoning, refusal or tool call and no finish reason, or a plain ``stop``, is not
+    a success (a busy server's reply, a dropped generation): it is retried like any failure
+    before the first token. A ``length`` or ``content_filter`` finish explains an empty answer
+    and stands. ``what_arrived`` says what the server did send, for the message.
+    """
+    if finish_reason not in (None, "stop"):
+        return None
+    reason = f"finish_reason {finish_reason}" if finish_reason else "no finish reason"
+    return ProviderError(f"the server sent no answer: {what_arrived}, no content and {reason}"
+                         " (a busy or overloaded server does this)", retryable=True, kind="empty")
 
 
 def resolve_key(api_key: Secret | None, key_env: Sequence[str]) -> Secret | None:

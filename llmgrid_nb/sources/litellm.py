@@ -215,9 +215,11 @@ class LiteLLM:
             if delta is not None:
                 reasoning = getattr(delta, "reasoning_content", None)
                 if reasoning:
+                    parser.got_content = True
                     out.append(Reasoning(source, t, reasoning))
                 content = getattr(delta, "content", None)
                 if content:
+                    parser.got_content = True
                     out.append(Token(source, t, content))
                 calls = getattr(delta, "tool_calls", None)
                 if calls:

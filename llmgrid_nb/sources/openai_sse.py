@@ -18,7 +18,7 @@ from ..events import Done, Error, Event, Reasoning, Refusal, Token, ToolCall, Us
 from ..sse import ServerSentEvent
 from .base import Prompt, SourceOptions, StreamContext
 from .http_errors import describe_error_object
-from .http_stream import StreamRequest, resolve_key, stream_events
+from .http_stream import StreamRequest, empty_answer, resolve_key, stream_events
 
 __all__ = ["OpenAIChunkParser", "OpenAICompatible", "count", "server_figures"]
 
@@ -41,8 +41,8 @@ class OpenAIChunkParser:
     is one that ends with no content and no finish reason (a busy llama.cpp server's reply).
     """
 
-    __slots__ = ("source", "finish_reason", "_tools", "saw_usage", "done", "messages", "_content",
-                 "_refused", "_other_choices")
+    __slots__ = ("source", "finish_reason", "_tools", "saw_usage", "done", "messages", "got_content",
+                 "_refused", "_other_choices", "_had_tools")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -53,9 +53,11 @@ class OpenAIChunkParser:
         self.done = False
         #: Payloads parsed so far (for describing a reply that carried nothing).
         self.messages = 0
-        self._content = False
+        #: Any text or reasoning arrived (else an ending with no finish reason is no answer).
+        self.got_content = False
         self._refused = False
         self._other_choices: set[int] = set()
+        self._had_tools = False
 
     def message(self, event: ServerSentEvent, t: float) -> list[Event]:
         """Parse one server-sent event received at ``t``."""
@@ -105,10 +107,11 @@ class OpenAIChunkParser:
             delta = choice.get("delta") or choice.get("message") or {}
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if reasoning and isinstance(reasoning, str):
+                self.got_content = True
                 out.append(Reasoning(self.source, t, reasoning))
             content = delta.get("content")
             if content and isinstance(content, str):
-                self._content = True
+                self.got_content = True
                 out.append(Token(self.source, t, content))
             refusal = delta.get("refusal")
             if refusal and isinstance(refusal, str):
@@ -136,10 +139,11 @@ class OpenAIChunkParser:
                 raise ProviderError(
                     "the stream ended before the response was complete (no finish_reason, no [DONE])",
                     retryable=True, kind="truncated")
-            if not (self._content or self._refused or out):
-                raise ProviderError(
-                    f"the server sent no answer: {self.messages} message(s) with no content and no "
-                    "finish_reason, then [DONE] (a busy server does this)", retryable=True, kind="empty")
+        if not (self.got_content or self._refused or out or self._had_tools):
+            empty = empty_answer(self.finish_reason, f"{self.messages} message(s)"
+                                 + (" then [DONE]" if self.done else ""))
+            if empty is not None:
+                raise empty
         out.append(Done(self.source, t, self.finish_reason))
         return out
 
@@ -160,6 +164,7 @@ class OpenAIChunkParser:
         """The assembled tool calls so far, in index order, as ToolCall events."""
         calls = [ToolCall(self.source, t, cid, name, "".join(args))
                  for _, (cid, name, args) in sorted(self._tools.items())]
+        self._had_tools = self._had_tools or bool(calls)
         self._tools.clear()
         return calls
 
