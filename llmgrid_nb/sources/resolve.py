@@ -33,8 +33,10 @@ def resolve_source(model: str | Source) -> Source:
     - ``openai/<model>``, ``groq/<model>``, ``deepseek/``, ``openrouter/``, ``together_ai/``,
       ``mistral/``, ``fireworks_ai/`` and bare OpenAI names (``gpt-4o-mini``): the hosted API
       over the direct SSE path, key from its environment variable;
+    - ``anthropic/<model>``, ``gemini/<model>``, ``openai/responses/<model>``: the native
+      Messages, Gemini and Responses APIs, direct (LiteLLM's spellings);
     - ``litellm:<anything above or any LiteLLM model>``: force the LiteLLM route;
-    - anything else (``anthropic/...``, ``gemini/...``): LiteLLM.
+    - anything else (``bedrock/...``, ``vertex_ai/...``): LiteLLM.
     """
     if not isinstance(model, str):
         if not (hasattr(model, "stream") and hasattr(model, "name")):
@@ -52,6 +54,18 @@ def resolve_source(model: str | Source) -> Source:
         if not rest:
             raise ConfigError(f"{spec!r}: name the Ollama model, e.g. ollama/llama3.2")
         return Ollama(rest, name=spec)
+    if slash and prefix == "anthropic" and rest:
+        from .anthropic import Anthropic
+
+        return Anthropic(rest, name=spec)
+    if slash and prefix == "gemini" and rest:
+        from .gemini import Gemini
+
+        return Gemini(rest, name=spec)
+    if slash and prefix == "openai" and rest.startswith("responses/") and rest != "responses/":
+        from .openai_responses import OpenAIResponses
+
+        return OpenAIResponses(rest[len("responses/"):], base_url=_openai_base(), name=spec)
     if slash and "@" in rest:
         name, _, base = rest.rpartition("@")
         if prefix != "openai":
@@ -66,16 +80,26 @@ def resolve_source(model: str | Source) -> Source:
 
 def _hosted(provider: str, model: str, label: str) -> OpenAICompatible:
     hosted = HOSTED_OPENAI_COMPATIBLE[provider]
-    base = hosted.base_url
-    if provider == "openai":
-        base = os.environ.get("OPENAI_BASE_URL", "").strip() or base
+    base = _openai_base() if provider == "openai" else hosted.base_url
     return OpenAICompatible(model, base, key_env=hosted.key_env, name=label)
+
+
+def _openai_base() -> str:
+    return os.environ.get("OPENAI_BASE_URL", "").strip() or HOSTED_OPENAI_COMPATIBLE["openai"].base_url
 
 
 def _litellm_route(spec: str, *, label: str) -> LiteLLM:
     prefix, slash, rest = spec.partition("/")
     kwargs: dict[str, Any] = {"name": label}
     if slash and prefix == "sim":
+        api = Simulated(rest).api
+        if api == "anthropic":
+            return LiteLLM(f"anthropic/{rest}", api_base=simulator_url, api_key="sim-no-key", **kwargs)
+        if api == "gemini":
+            return LiteLLM(f"gemini/{rest}", api_base=lambda: simulator_url() + "/v1beta", api_key="sim-no-key",
+                           **kwargs)
+        if api == "responses":
+            return LiteLLM(f"openai/responses/{rest}", api_base=_sim_base, api_key="sim-no-key", **kwargs)
         return LiteLLM(f"openai/{rest}", api_base=_sim_base, api_key="sim-no-key", **kwargs)
     if slash and prefix == "openai" and "@" in rest:
         name, _, base = rest.rpartition("@")
