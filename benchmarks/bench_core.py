@@ -1,7 +1,8 @@
 """Core benchmark: our direct path and the LiteLLM route against raw httpx, in one process.
 
 Prints CPU per 1,000 chunks and chunks/s for each path as ratios to a raw httpx loop measured
-in the same run on the same simulator stream, aggregate throughput of 100 concurrent streams,
+in the same run on the same simulator stream (OpenAI chat, then each native dialect: Anthropic,
+Gemini, the Responses API, each also through its ``litellm:`` route), aggregate throughput of 100 concurrent streams,
 ``import llmgrid_nb`` time and memory for 8 x 10,000 tokens. Not a test: figures, not verdicts.
 
     python benchmarks/bench_core.py [--chunks 20000] [--litellm-chunks 4000]
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from urllib.parse import quote
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -39,6 +41,73 @@ async def raw_httpx(base: str, model: str) -> int:
                     if obj.get("choices") and obj["choices"][0]["delta"].get("content"):
                         n += 1
     return n
+
+
+def _anthropic_content(obj: dict) -> bool:
+    return obj.get("type") == "content_block_delta" and obj["delta"].get("type") == "text_delta"
+
+
+def _gemini_content(obj: dict) -> bool:
+    return any("text" in p for c in obj.get("candidates") or () for p in (c.get("content") or {}).get("parts") or ())
+
+
+def _responses_content(obj: dict) -> bool:
+    return obj.get("type") == "response.output_text.delta"
+
+
+#: Per dialect: (path under the simulator, request body, "is this a content chunk").
+DIALECTS = {
+    "anthropic": ("/v1/messages", lambda m: {"model": m, "max_tokens": 10**6, "stream": True,
+                                             "messages": [{"role": "user", "content": "Explain SSE"}]},
+                  _anthropic_content),
+    "gemini": (None, lambda m: {"contents": [{"role": "user", "parts": [{"text": "Explain SSE"}]}]},
+               _gemini_content),
+    "responses": ("/v1/responses", lambda m: {"model": m, "input": "Explain SSE", "stream": True},
+                  _responses_content),
+}
+
+
+async def raw_dialect(url: str, api: str, model: str) -> int:
+    """The baseline in another dialect: httpx aiter_lines + json.loads of its data lines."""
+    path, body, is_content = DIALECTS[api]
+    if path is None:
+        path = f"/v1beta/models/{quote(model, safe='')}:streamGenerateContent?alt=sse"
+    n = 0
+    async with httpx.AsyncClient(timeout=None) as client:
+        async with client.stream("POST", url + path, json=body(model)) as resp:
+            async for line in resp.aiter_lines():
+                if line.startswith("data: "):
+                    if is_content(json.loads(line[6:])):
+                        n += 1
+    return n
+
+
+def dialect_rows(url: str, chunks: int, litellm_chunks: int) -> None:
+    """Each native dialect against raw httpx on the same simulator stream, and its LiteLLM route."""
+    print(f"\n## Per-chunk cost by dialect (one stream, {chunks:,} chunks; LiteLLM {litellm_chunks:,})")
+    print("| dialect | path | CPU ms / 1,000 chunks | x raw httpx |")
+    print("|---|---|---:|---:|")
+    for api in DIALECTS:
+        model = f"instant?tokens={chunks}&seed=1&api={api}"
+        lg.run("warm up", [f"sim/{model}"])
+        cpu_raw, _, n_raw = best_of(3, lambda: asyncio.run(raw_dialect(url, api, model)))
+        raw_k = cpu_raw / n_raw * 1e6  # type: ignore[operator]
+        cpu_dir, _, grid = best_of(3, lambda: lg.run("Explain SSE", [f"sim/{model}"]))
+        row = grid.summary.iloc[0]  # type: ignore[attr-defined]
+        dk = cpu_dir / int(row.n_chunks) * 1e6
+        print(f"| {api} | raw httpx aiter_lines + json.loads | {raw_k:.1f} | 1.00 |")
+        print(f"| {api} | llmgrid native ({row.route}, {row.status}) | {dk:.1f} | {dk / raw_k:.2f} |")
+        lmodel = f"instant?tokens={litellm_chunks}&seed=1&api={api}"
+        cpu_raw_l, _, n_raw_l = best_of(3, lambda: asyncio.run(raw_dialect(url, api, lmodel)))
+        raw_kl = cpu_raw_l / n_raw_l * 1e6  # type: ignore[operator]
+        lg.run("warm up", [f"litellm:sim/{lmodel}"])
+        cpu_lit, _, lgrid = best_of(2, lambda: lg.run("Explain SSE", [f"litellm:sim/{lmodel}"]))
+        lrow = lgrid.summary.iloc[0]  # type: ignore[attr-defined]
+        if lrow.status == "done" and int(lrow.n_chunks):
+            lk = cpu_lit / int(lrow.n_chunks) * 1e6
+            print(f"| {api} | LiteLLM route | {lk:.1f} | {lk / raw_kl:.2f} |")
+        else:
+            print(f"| {api} | LiteLLM route | failed: {str(lrow.error)[:90]} | — |")
 
 
 def measure(fn) -> tuple[float, float, object]:  # type: ignore[no-untyped-def]
@@ -93,6 +162,8 @@ def main() -> None:
         lk = per_k(cpu_lit, n_lit)
         print(f"| llmgrid LiteLLM route | {n_lit:,} | {lk:.1f} | {lk / raw_kl:.2f} | "
               f"{n_lit / wall_lit:,.0f} | {(n_lit / wall_lit) / (n_raw_l / wall_raw_l):.2f} |")
+
+        dialect_rows(sim.url, args.chunks, args.litellm_chunks)
 
         n_streams, per_stream = args.streams, 500
         models = [f"sim/instant?tokens={per_stream}&seed={i}" for i in range(n_streams)]

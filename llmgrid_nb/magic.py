@@ -91,7 +91,7 @@ def _sources(models: str | None, api_base: str | None, api_key_env: str | None) 
                 out.append(OpenAICompatible(name, api_base, key_env=key_env, name=name))
             continue
         src = resolve_source(name)
-        if key_env and isinstance(src, (OpenAICompatible, LiteLLM)):
+        if key_env and hasattr(src, "key_env"):  # every source that sends a key names its variables
             src.key_env = tuple(key_env)
         out.append(src)
     return out
