@@ -147,6 +147,7 @@ section.source { margin: 14px 0; padding: 12px 14px; border: 1px solid var(--lin
 .error { margin-top: 8px; padding: 8px 12px; color: var(--bad); background: var(--bad-bg);
          border-radius: 6px; white-space: pre-wrap; overflow-wrap: anywhere; }
 details summary { cursor: pointer; color: var(--muted); margin-top: 8px; }
+pre.refusal { color: var(--muted); border-left: 3px solid var(--warn); }
 footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 """
 
@@ -313,6 +314,7 @@ def _source_section(row: Any, chunks: pd.DataFrame) -> str:
     texts = mine["text"].astype(str)
     answer = "".join(texts[kinds.isin(("token", "final_synthesis"))])
     reasoning = "".join(texts[kinds == "reasoning"])
+    refusal = "".join(texts[kinds == "refusal"])
     tools = list(texts[kinds == "tool_call"])
     warnings = [t for t, k, last in zip(texts, kinds, _is_last(len(mine))) if k == "error"
                 and not (last and status == "failed")]
@@ -330,11 +332,14 @@ def _source_section(row: Any, chunks: pd.DataFrame) -> str:
                    f"<pre>{_e(reasoning)}</pre></details>")
     for call in tools:
         out.append(f'<pre class="tool">tool call: {_e(call)}</pre>')
+    if refusal:
+        out.append(f'<details open><summary>refused ({len(refusal):,} characters)</summary>'
+                   f'<pre class="refusal">{_e(refusal)}</pre></details>')
     label = "answer" if status == "done" else "partial answer"
     if answer:
         out.append(f'<details open><summary>{label} ({len(answer):,} characters)</summary>'
                    f'<pre class="answer">{_e(answer)}</pre></details>')
-    elif not tools:
+    elif not tools and not refusal:
         out.append('<div class="figures">no answer text</div>')
     out.append("</section>")
     return "".join(out)

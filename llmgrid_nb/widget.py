@@ -7,10 +7,11 @@ Kernel -> browser traffic follows one small versioned envelope (mirrored in
   starts and ends, and when a view asks for it) and ``run`` (run id, prompt, status, elapsed,
   total tokens);
 - custom messages ``{"v": 1, "type": "delta", "seq", "panes": {id: delta}, "run"}`` carrying
-  only appended text with its offset (``"text": [offset, appended]``), so a repeated or missed
-  delta is detected instead of corrupting the pane. On the wire a delta travels packed:
-  ``{"v": 1, "type": "packed"}`` with one binary buffer holding the delta's UTF-8 JSON. Encoded
-  once by ``json.dumps``, it skips the kernel's pure-Python walk over every message's content.
+  only appended text with its offset (``"text": [offset, appended]``, ``reasoning`` and
+  ``refusal`` alike), so a repeated or missed delta is detected instead of corrupting the pane.
+  On the wire a delta travels packed: ``{"v": 1, "type": "packed"}`` with one binary buffer
+  holding the delta's UTF-8 JSON. Encoded once by ``json.dumps``, it skips the kernel's
+  pure-Python walk over every message's content.
 
 Browser -> kernel: ``{"v": 1, "type": "stop", "pane"}`` and ``{"v": 1, "type": "sync"}``, sent
 by a view that missed deltas (opened mid-run, or reloaded); the sink answers with a snapshot.
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 1
 STATIC = Path(__file__).parent / "static"
 _ENDED = frozenset({"done", "failed", "cancelled"})
+#: Pane fields that grow as strings; the others (tool_calls, results, analysis) grow as lists.
+_TEXT_FIELDS = frozenset({"text", "reasoning", "refusal"})
 
 
 def pack_message(message: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
@@ -130,9 +133,9 @@ def _round(x: float | None, digits: int) -> float | None:
 class _Pane:
     """The sink's running copy of one pane, plus what is pending for the next delta."""
 
-    __slots__ = ("name", "status", "text", "text_len", "reasoning", "reasoning_len", "tool_calls", "results",
-                 "analysis", "error", "n_chunks", "tokens", "usage_tokens", "t_first", "t_last",
-                 "pending", "dirty_status", "dirty_metrics", "dirty_error", "sent_metrics")
+    __slots__ = ("name", "status", "text", "text_len", "reasoning", "reasoning_len", "refusal", "refusal_len",
+                 "tool_calls", "results", "analysis", "error", "n_chunks", "tokens", "usage_tokens", "t_first",
+                 "t_last", "pending", "dirty_status", "dirty_metrics", "dirty_error", "sent_metrics")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -141,6 +144,8 @@ class _Pane:
         self.text_len = 0
         self.reasoning: list[str] = []
         self.reasoning_len = 0
+        self.refusal: list[str] = []
+        self.refusal_len = 0
         self.tool_calls: list[dict[str, str]] = []
         self.results: list[dict[str, str]] = []
         self.analysis: list[str] = []
@@ -244,6 +249,8 @@ class WidgetSink:
             self._append(pane, "text", ev.text)  # type: ignore[union-attr]
         elif kind == "reasoning":
             self._append(pane, "reasoning", ev.text)  # type: ignore[union-attr]
+        elif kind == "refusal":
+            self._append(pane, "refusal", ev.text)  # type: ignore[union-attr]
         elif kind == "tool_call":
             item = {"id": ev.id, "name": ev.name, "arguments": ev.arguments}  # type: ignore[union-attr]
             self._append_item(pane, "tool_calls", item)
@@ -308,17 +315,24 @@ class WidgetSink:
     # -- accumulation -----------------------------------------------------------------------
     @staticmethod
     def _append(pane: _Pane, field: str, text: str) -> None:
+        """Add ``text`` to a string field (text, reasoning, refusal) and to its pending patch: O(1)."""
         pending = pane.pending.get(field)
-        if pending is None:
-            offset = pane.text_len if field == "text" else pane.reasoning_len
-            pending = pane.pending[field] = [offset]
-        pending.append(text)
         if field == "text":
+            if pending is None:
+                pending = pane.pending[field] = [pane.text_len]
             pane.text.append(text)
             pane.text_len += len(text)
-        else:
+        elif field == "reasoning":
+            if pending is None:
+                pending = pane.pending[field] = [pane.reasoning_len]
             pane.reasoning.append(text)
             pane.reasoning_len += len(text)
+        else:
+            if pending is None:
+                pending = pane.pending[field] = [pane.refusal_len]
+            pane.refusal.append(text)
+            pane.refusal_len += len(text)
+        pending.append(text)
 
     @staticmethod
     def _append_item(pane: _Pane, field: str, item: Any) -> None:
@@ -387,6 +401,8 @@ class WidgetSink:
                                  "metrics": self._metrics(pane), "final": True}
         if pane.reasoning:
             final["reasoning"] = [0, "".join(pane.reasoning)]
+        if pane.refusal:
+            final["refusal"] = [0, "".join(pane.refusal)]
         for field in ("tool_calls", "results", "analysis"):
             items = getattr(pane, field)
             if items:
@@ -396,7 +412,7 @@ class WidgetSink:
     def _delta(self, pane: _Pane) -> dict[str, Any]:
         delta: dict[str, Any] = {}
         for field, pending in pane.pending.items():
-            if field in ("text", "reasoning"):
+            if field in _TEXT_FIELDS:
                 delta[field] = [pending[0], "".join(pending[1:])]
             else:
                 delta[field] = [pending[0], pending[1:]]
@@ -441,6 +457,7 @@ class WidgetSink:
         pane = self._panes[name]
         return {
             "status": pane.status, "text": "".join(pane.text), "reasoning": "".join(pane.reasoning),
+            "refusal": "".join(pane.refusal),
             "tool_calls": list(pane.tool_calls), "results": list(pane.results),
             "analysis": list(pane.analysis), "error": pane.error, "metrics": self._metrics(pane),
             "seq": self.seq,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import html
+import json
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -13,9 +15,11 @@ matplotlib.use("Agg")
 
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from scripted_server import Script, ScriptedServer  # noqa: E402
 
 import llmgrid_nb as lg  # noqa: E402
 from llmgrid_nb.export import ExportedFiles, html_report, read_exported, to_csv, to_parquet  # noqa: E402
+from llmgrid_nb.report import text_report  # noqa: E402
 
 FAST = "sim/fast?tokens=30"
 STEADY = "sim/steady?tokens=20&rate=200"
@@ -31,6 +35,25 @@ def grid() -> lg.Grid:
 @pytest.fixture(scope="module")
 def xss_grid() -> lg.Grid:
     return lg.run("Explain SSE <b>bold</b> & 'quotes'", [XSS, FAILING], widget=False)
+
+
+REFUSAL = ["I can't help with that. ", "<script>alert(1)</script><img src=x onerror=alert(2)>"]
+
+
+@pytest.fixture(scope="module")
+def refusal_grid() -> Iterator[lg.Grid]:
+    """A model that refuses in two deltas (OpenAI's ``delta.refusal``) beside one that answers."""
+    def sse(delta: dict[str, object], finish: str | None = None) -> bytes:
+        return f"data: {json.dumps({'choices': [{'index': 0, 'delta': delta, 'finish_reason': finish}]})}\n\n".encode()
+
+    server = ScriptedServer()
+    server.scripts.append(Script(body=[sse({"refusal": REFUSAL[0]}), 0.05, sse({"refusal": REFUSAL[1]}),
+                                       sse({}, "stop"), b"data: [DONE]\n\n"]))
+    try:
+        yield lg.run("Write an exploit", [lg.OpenAICompatible("m", server.url + "/v1", name="refuser"), FAST],
+                     widget=False)
+    finally:
+        server.close()
 
 
 class _Page(HTMLParser):
@@ -173,6 +196,25 @@ def test_report_escapes_model_output(xss_grid: lg.Grid) -> None:
     assert parsed.texts["answer"][0] == text  # escaped, so it reads back exactly
     assert parsed.texts["prompt"] == ["Explain SSE <b>bold</b> & 'quotes'"]
     assert "b" not in [tag for tag, _ in parsed.tags]
+
+
+def test_report_shows_a_refusal_escaped_and_not_as_a_missing_answer(refusal_grid: lg.Grid) -> None:
+    assert refusal_grid.statuses == {"refuser": "done", FAST: "done"} and refusal_grid.texts["refuser"] == ""
+    page = html_report(refusal_grid)
+    assert "<script" not in page.lower() and "&lt;script&gt;" in page
+    parsed = _parse(page)
+    assert parsed.texts["refusal"] == ["".join(REFUSAL)]  # escaped, so it reads back exactly
+    assert not {"script", "svg"} & {tag for tag, _ in parsed.tags}
+    assert not any(name.startswith("on") for _, attrs in parsed.tags for name in attrs)
+    assert parsed.texts["answer"] == [refusal_grid.texts[FAST]]  # the answering model has no refusal
+    assert "no answer text" not in page
+
+
+def test_text_report_shows_a_refusal_above_the_answer(refusal_grid: lg.Grid) -> None:
+    lines = text_report(refusal_grid).splitlines()
+    at = lines.index(f"[refusal] {''.join(REFUSAL)}")
+    assert lines[at - 1].startswith("── refuser · done")
+    assert sum(line.startswith("[refusal]") for line in lines) == 1
 
 
 def test_report_is_written_to_a_file_when_asked(grid: lg.Grid, tmp_path: Path) -> None:

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scripted_server import Script, ScriptedServer
 
 import llmgrid_nb as lg
 from llmgrid_nb.widget import GridWidget, WidgetSink, unpack_message
 
 ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "js" / "test" / "fixtures" / "messages.json"
 
 
 class RecordingWidget(GridWidget):
@@ -166,22 +168,69 @@ def test_stop_message_from_the_browser_cancels_that_pane() -> None:
     assert widget.snapshot["sim/steady?tokens=100&rate=20"]["status"] == "cancelled"
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is needed to run the JS protocol")
-def test_the_js_protocol_folds_our_messages_into_the_same_panes(tmp_path: Path) -> None:
-    models = ["sim/fast?tokens=120&rate=300", "sim/steady?tokens=20&rate=100&fault=reset&after=5"]
-    grid, widget, _ = run_with_widget(models)
+def fold_in_js(widget: RecordingWidget, tmp_path: Path, flags: list[str]) -> dict[str, Any]:
+    """The pane states the view's own reducers make of a widget's traffic (js/test/fold-scenario.mjs)."""
     first_panes = next(e["value"] for e in widget.traffic if e.get("trait") == "panes")
     scenario = {"initial": {"panes": first_panes, "snapshot": {}, "run": {}}, "steps": widget.traffic}
     path = tmp_path / "scenario.json"
     path.write_text(json.dumps(scenario))
+    out = subprocess.run(["node", str(ROOT / "js" / "test" / "fold-scenario.mjs"), str(path), *flags],
+                         capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is needed to run the JS protocol")
+def test_the_js_protocol_folds_our_messages_into_the_same_panes(tmp_path: Path) -> None:
+    models = ["sim/fast?tokens=120&rate=300", "sim/steady?tokens=20&rate=100&fault=reset&after=5"]
+    grid, widget, _ = run_with_widget(models)
     for flags in ([], ["--deltas-only"]):
-        out = subprocess.run(["node", str(ROOT / "js" / "test" / "fold-scenario.mjs"), str(path), *flags],
-                             capture_output=True, text=True, timeout=60, check=True)
-        panes = json.loads(out.stdout)
+        panes = fold_in_js(widget, tmp_path, flags)
         for m in models:
             assert panes[m]["text"] == grid.texts[m]
             assert panes[m]["status"] == grid.statuses[m]
             assert not panes[m]["stale"]
+
+
+def sse(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return f"data: {json.dumps(chunk)}\n\n".encode()
+
+
+REFUSAL = ["I can't help with that. ", "<script>alert(1)</script>"]
+
+
+def test_a_refusal_streams_as_offset_deltas_and_is_in_the_final_delta_and_the_snapshot(
+        scripted: ScriptedServer, tmp_path: Path) -> None:
+    # Pauses far longer than a flush interval: each piece of the refusal goes out in a delta of its own.
+    scripted.scripts.append(Script(body=[sse({"role": "assistant", "content": None, "refusal": ""}),
+                                         sse({"refusal": REFUSAL[0]}), 0.3, sse({"refusal": REFUSAL[1]}), 0.3,
+                                         sse({}, "stop"), b"data: [DONE]\n\n"]))
+    widget = RecordingWidget()
+    grid = lg.run("Write an exploit", [lg.OpenAICompatible("m", scripted.url + "/v1", name="refuser")],
+                  sinks=[WidgetSink(widget)], widget=False)
+    full = "".join(REFUSAL)
+    assert grid.statuses == {"refuser": "done"} and grid.texts == {"refuser": ""}
+    streamed = [d["refusal"] for _, m in widget.sent for d in m["panes"].values()
+                if "refusal" in d and not d.get("final")]
+    assert streamed == [[0, REFUSAL[0]], [len(REFUSAL[0]), REFUSAL[1]]]
+    finals = [d for _, m in widget.sent for d in m["panes"].values() if d.get("final")]
+    assert len(finals) == 1 and finals[0]["refusal"] == [0, full] and finals[0]["text"] == [0, ""]
+    assert finals[0]["metrics"]["n_chunks"] == 2
+    assert widget.snapshot["refuser"]["refusal"] == full and widget.snapshot["refuser"]["text"] == ""
+    assert snapshots(widget)[0]["refuser"]["refusal"] == ""  # the field is there from the start
+    if shutil.which("node") is not None:
+        for flags in ([], ["--deltas-only"]):
+            pane = fold_in_js(widget, tmp_path, flags)["refuser"]
+            assert pane["refusal"] == full and pane["text"] == "" and not pane["stale"]
+
+
+def test_the_sinks_pane_state_has_exactly_the_fields_of_the_shared_fixtures() -> None:
+    fixture = json.loads(FIXTURES.read_text(encoding="utf-8"))
+    want = set(fixture["scenarios"][0]["initial"]["snapshot"]["gpt"])
+    _, widget, _ = run_with_widget(["sim/fast?tokens=5"])
+    for state in widget.snapshot.values():
+        assert set(state) == want
+        assert set(state["metrics"]) == set(fixture["scenarios"][0]["expected"]["panes"]["gpt"]["metrics"])
 
 
 def test_the_widget_ships_the_bundle_source_not_its_path() -> None:

@@ -177,6 +177,15 @@ export class PaneView {
     this.reasoningEl.appendChild(reasoningBody);
     this.reasoningEl.addEventListener("toggle", this.#handleToggle);
 
+    // A refusal (the model declining to answer) is untrusted plain text, like reasoning.
+    this.refusalEl = h("div", "llmgrid-pane-refusal");
+    this.refusalEl.hidden = true;
+    this.refusalEl.setAttribute("role", "note");
+    this.refusalText = document.createTextNode("");
+    const refusalBody = h("div", "llmgrid-pane-refusal-text");
+    refusalBody.appendChild(this.refusalText);
+    this.refusalEl.append(h("span", "llmgrid-pane-refusal-label", "Refused"), refusalBody);
+
     this.resultsEl = h("ol", "llmgrid-results");
     this.resultsEl.hidden = true;
     this.analysisEl = h("ul", "llmgrid-analysis");
@@ -191,9 +200,9 @@ export class PaneView {
     this.errorEl.setAttribute("role", "alert");
 
     if (spec.kind === "search") {
-      content.append(this.resultsEl, this.analysisEl, this.reasoningEl, this.callsEl, this.textEl);
+      content.append(this.resultsEl, this.analysisEl, this.reasoningEl, this.callsEl, this.refusalEl, this.textEl);
     } else {
-      content.append(this.reasoningEl, this.callsEl, this.textEl, this.analysisEl, this.resultsEl);
+      content.append(this.reasoningEl, this.callsEl, this.refusalEl, this.textEl, this.analysisEl, this.resultsEl);
     }
     el.append(header, body);
     this.setSpec(spec);
@@ -256,8 +265,8 @@ export class PaneView {
 
   /**
    * Show `state`.
-   * `appends` (what was appended to the text and reasoning since the last update, from the Store)
-   * lets them take in just the new text; without it, or when it does not line up, the whole text.
+   * `appends` (what was appended to the text, reasoning and refusal since the last update, from the
+   * Store) lets each take in just the new part; without it, or when it does not line up, the whole.
    * @param {LocalPaneState} state @param {import("./state.js").TextAppend[]} [appends]
    */
   update(state, appends = []) {
@@ -285,14 +294,18 @@ export class PaneView {
     if (reasoningAppends.length > 0 || !prev || prev.reasoning !== state.reasoning) {
       this.#updateReasoning(state.reasoning, reasoningAppends);
     }
+    const refusalAppends = appends.filter((a) => a.field === "refusal");
+    if (refusalAppends.length > 0 || !prev || prev.refusal !== state.refusal) {
+      this.#updateRefusal(state.refusal, refusalAppends);
+    }
     if (textAppends.length > 0 || !prev || prev.text !== state.text) {
       const added = continuation(textAppends, this.markdown.text.length, state.text.length);
       if (added !== null) this.markdown.append(added);
       else this.markdown.update(state.text);
       this.el.dataset.textLength = String(state.text.length);
     }
-    // Reasoning is open while it streams and folds away once the answer starts.
-    const wantOpen = state.reasoning.length > 0 && state.text.length === 0;
+    // Reasoning is open while it streams and folds away once the answer (or a refusal) starts.
+    const wantOpen = state.reasoning.length > 0 && state.text.length === 0 && state.refusal.length === 0;
     if (!this.reasoningUserToggled && this.reasoningEl.open !== wantOpen) {
       this.reasoningAutoOpen = wantOpen;
       this.reasoningEl.open = wantOpen;
@@ -321,6 +334,18 @@ export class PaneView {
     if (added !== null) node.appendData(added);
     else setData(node, reasoning);
     this.reasoningEl.hidden = reasoning.length === 0;
+  }
+
+  /**
+   * A refusal is plain text too, appended the same way; the element shows only when there is one.
+   * @param {string} refusal @param {import("./state.js").TextAppend[]} appends
+   */
+  #updateRefusal(refusal, appends) {
+    const node = this.refusalText;
+    const added = continuation(appends, node.length, refusal.length);
+    if (added !== null) node.appendData(added);
+    else setData(node, refusal);
+    this.refusalEl.hidden = refusal.length === 0;
   }
 
   /** @param {LocalPaneState} state */

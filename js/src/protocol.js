@@ -40,17 +40,20 @@ export const PANE_KINDS = ["model", "search", "master"];
  * @typedef {{message: string, recoverable: boolean}} PaneError
  * @typedef {{ttft_s: number | null, tokens: number, tokens_per_s: number | null, elapsed_s: number, n_chunks: number}} PaneMetrics
  * @typedef {{
- *   status: PaneStatus, text: string, reasoning: string, tool_calls: ToolCall[],
+ *   status: PaneStatus, text: string, reasoning: string, refusal: string, tool_calls: ToolCall[],
  *   results: SearchResult[], analysis: string[], error: PaneError | null,
  *   metrics: PaneMetrics, seq: number
  * }} PaneState
+ * `refusal` is the model declining to answer (OpenAI's `delta.refusal`), kept apart from `text`.
  * A pane's state as held by the view: PaneState plus `stale`, set when a delta was missed.
  * @typedef {PaneState & {stale: boolean}} LocalPaneState
  * `stoppable` is false while the kernel is blocked waiting for the run (Stop clicks could not reach it).
  * @typedef {{run_id: string, prompt: string, status: RunStatus, elapsed_s: number, total_tokens: number, started_at: number, stoppable: boolean}} RunState
  * @typedef {[number, string]} TextPatch
+ * The fields that grow as strings, patched with a TextPatch.
+ * @typedef {"text" | "reasoning" | "refusal"} TextField
  * @typedef {{
- *   text?: TextPatch, reasoning?: TextPatch, tool_calls?: [number, ToolCall[]],
+ *   text?: TextPatch, reasoning?: TextPatch, refusal?: TextPatch, tool_calls?: [number, ToolCall[]],
  *   results?: [number, SearchResult[]], analysis?: [number, string[]],
  *   status?: PaneStatus, error?: PaneError | null, metrics?: Partial<PaneMetrics>, final?: boolean
  * }} PaneDelta
@@ -96,6 +99,7 @@ export function emptyPaneState() {
     status: "queued",
     text: "",
     reasoning: "",
+    refusal: "",
     tool_calls: [],
     results: [],
     analysis: [],
@@ -178,6 +182,7 @@ export function normalizePaneState(raw) {
     status: isPaneStatus(o.status) ? o.status : base.status,
     text: str(o.text),
     reasoning: str(o.reasoning),
+    refusal: str(o.refusal),
     tool_calls: Array.isArray(o.tool_calls) ? o.tool_calls.map(normalizeToolCall) : [],
     results: Array.isArray(o.results) ? o.results.map(normalizeResult) : [],
     analysis: Array.isArray(o.analysis) ? o.analysis.map(str) : [],
@@ -294,11 +299,11 @@ const isArray = (x) => Array.isArray(x);
 /**
  * Fold one pane's delta into its state. Pure: returns a new state (or the same object when the
  * delta is ignored because `seq` is not newer than what the state already includes).
- * `onAppend(field, at, extra)` hears what was appended to the text or the reasoning, so a
+ * `onAppend(field, at, extra)` hears what was appended to the text, reasoning or refusal, so a
  * renderer can take in just that instead of reading the whole (concatenated, not yet flattened)
  * string every frame.
  * @param {LocalPaneState} state @param {unknown} delta @param {number} seq
- * @param {(field: "text" | "reasoning", at: number, extra: string) => void} [onAppend]
+ * @param {(field: TextField, at: number, extra: string) => void} [onAppend]
  * @returns {LocalPaneState}
  */
 export function applyPaneDelta(state, delta, seq, onAppend) {
@@ -319,6 +324,13 @@ export function applyPaneDelta(state, delta, seq, onAppend) {
     onAppend?.("reasoning", state.reasoning.length, reasoning.extra);
   }
 
+  const refusal = resolveAppend(state.refusal.length, delta.refusal, isString);
+  if (refusal.gap) next.stale = true;
+  else if (refusal.extra) {
+    next.refusal = state.refusal + refusal.extra;
+    onAppend?.("refusal", state.refusal.length, refusal.extra);
+  }
+
   const calls = resolveAppend(state.tool_calls.length, delta.tool_calls, isArray);
   if (calls.gap) next.stale = true;
   else if (calls.extra) next.tool_calls = [...state.tool_calls, ...calls.extra.map(normalizeToolCall)];
@@ -331,7 +343,7 @@ export function applyPaneDelta(state, delta, seq, onAppend) {
   if (analysis.gap) next.stale = true;
   else if (analysis.extra) next.analysis = [...state.analysis, ...analysis.extra.map(str)];
 
-  const gap = text.gap || reasoning.gap || calls.gap || results.gap || analysis.gap;
+  const gap = text.gap || reasoning.gap || refusal.gap || calls.gap || results.gap || analysis.gap;
   if (delta.final === true && !gap) next.stale = false;
 
   if (isPaneStatus(delta.status)) next.status = delta.status;

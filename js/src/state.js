@@ -17,9 +17,10 @@ import {
  * @typedef {import("./protocol.js").RunState} RunState
  * @typedef {import("./protocol.js").DeltaMessage} DeltaMessage
  * @typedef {{panes: PaneSpec[], states: Record<string, LocalPaneState>, run: RunState}} GridState
- * @typedef {{field: "text" | "reasoning", at: number, extra: string}} TextAppend
- * A reduction's result. `textAppends` lists, per pane, what was appended to its text and its
- * reasoning; `textReplaced` says the changed panes' texts were replaced (a snapshot, a new run).
+ * @typedef {{field: import("./protocol.js").TextField, at: number, extra: string}} TextAppend
+ * A reduction's result. `textAppends` lists, per pane, what was appended to its text, its
+ * reasoning and its refusal; `textReplaced` says the changed panes' texts were replaced (a
+ * snapshot, a new run).
  * @typedef {{state: GridState, changedPanes: string[], runChanged: boolean,
  *   textAppends?: Record<string, TextAppend[]>, textReplaced?: boolean}} Reduction
  */
@@ -144,7 +145,7 @@ export class Store {
     /** Time (ms, caller's clock) each pane last received anything; drives the stall marker. */
     /** @type {Map<string, number>} */
     this.lastActivity = new Map();
-    /** Per pane, what was appended to its text and reasoning since the view last took it. */
+    /** Per pane, what was appended to its text, reasoning and refusal since the view last took it. */
     /** @type {Map<string, TextAppend[]>} */
     this.textAppends = new Map();
   }
@@ -189,7 +190,7 @@ export class Store {
   }
 
   /**
-   * What was appended to a pane's text and reasoning since the last call (oldest first).
+   * What was appended to a pane's text, reasoning and refusal since the last call (oldest first).
    * @param {string} id @returns {TextAppend[]}
    */
   takeTextAppends(id) {

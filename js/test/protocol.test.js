@@ -67,6 +67,22 @@ describe("applyPaneDelta", () => {
     expect(s.stale).toBe(true);
   });
 
+  it("applies the offset rule to the refusal, gap included", () => {
+    /** @type {[string, number, string][]} */
+    const heard = [];
+    const onAppend = (/** @type {string} */ f, /** @type {number} */ at, /** @type {string} */ x) => heard.push([f, at, x]);
+    let s = applyPaneDelta(pane(), { refusal: [0, "I can't "] }, 1, onAppend);
+    s = applyPaneDelta(s, { refusal: [4, "n't help."] }, 2, onAppend);
+    expect(s).toMatchObject({ refusal: "I can't help.", text: "", stale: false });
+    expect(heard).toEqual([["refusal", 0, "I can't "], ["refusal", 8, "help."]]);
+    const gap = applyPaneDelta(s, { refusal: [20, "x"] }, 3);
+    expect(gap).toMatchObject({ refusal: "I can't help.", stale: true });
+    expect(applyPaneDelta(gap, { refusal: [0, "I can't help. Sorry."], final: true }, 4)).toMatchObject({ refusal: "I can't help. Sorry.", stale: false });
+    expect(applyPaneDelta(gap, { text: [0, ""], refusal: [30, "y"], final: true }, 4).stale).toBe(true);
+    expect(normalizePaneState({ refusal: "no" }).refusal).toBe("no");
+    expect(normalizePaneState({}).refusal).toBe("");
+  });
+
   it("sets status and error, and merges metrics", () => {
     let s = applyPaneDelta(pane(), { status: "retrying", error: { message: "503", recoverable: true }, metrics: { tokens: 3 } }, 1);
     expect(s.status).toBe("retrying");

@@ -65,6 +65,8 @@ function expectDomMatches(el, expected) {
     expect(p.dataset.status, id).toBe(want.status);
     expect(p.dataset.textLength, id).toBe(String(want.text.length));
     expect(renderedHtml(inPane(el, id, ".llmgrid-pane-text")), id).toBe(fullHtml(want.text));
+    expect(inPane(el, id, ".llmgrid-pane-refusal-text").textContent, id).toBe(want.refusal);
+    expect(inPane(el, id, ".llmgrid-pane-refusal").hidden, id).toBe(want.refusal === "");
     expect(inPane(el, id, ".llmgrid-tokens").textContent, id).toBe(`${want.metrics.tokens} tok`);
   }
   const root = /** @type {HTMLElement} */ (el.querySelector(".llmgrid-root"));
@@ -344,6 +346,50 @@ describe("render", () => {
     model.message({ v: 1, type: "delta", seq: 4, panes: { a: { text: [0, "Answer"] } } });
     frames.run();
     expect(details.open).toBe(false);
+  });
+
+  it("shows a refusal streamed in two deltas as inert text above the answer, hidden when there is none", () => {
+    const { el, model, frames } = mount({ panes: [{ id: "a", name: "A" }, { id: "b", name: "B" }], snapshot: {}, run: {} });
+    const box = inPane(el, "a", ".llmgrid-pane-refusal");
+    const body = inPane(el, "a", ".llmgrid-pane-refusal-text");
+    expect(box.hidden).toBe(true);
+    model.message({ v: 1, type: "delta", seq: 1, panes: { a: { reasoning: [0, "hmm"], status: "streaming" }, b: { text: [0, "Sure."], status: "streaming" } } });
+    frames.run();
+    expect(box.hidden).toBe(true);
+    const first = "I can't help with that. ";
+    const second = "<script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 2\">";
+    model.message({ v: 1, type: "delta", seq: 2, panes: { a: { refusal: [0, first] } } });
+    frames.run();
+    expect(box.hidden).toBe(false);
+    expect(body.textContent).toBe(first);
+    const node = body.firstChild;
+    model.message({ v: 1, type: "delta", seq: 3, panes: { a: { refusal: [first.length, second], status: "done" } } });
+    frames.run();
+    // Appended to the same text node; the markup is text, nothing was parsed or run.
+    expect(body.firstChild).toBe(node);
+    expect(body.childNodes).toHaveLength(1);
+    expect(body.textContent).toBe(first + second);
+    expect(paneEl(el, "a").querySelector("script, img, [onerror]")).toBeNull();
+    expect(/** @type {any} */ (window).pwned).toBeUndefined();
+    expect(inPane(el, "a", ".llmgrid-pane-refusal-label").textContent).toBe("Refused");
+    expect(box.nextElementSibling?.classList.contains("llmgrid-pane-text")).toBe(true);
+    expect(/** @type {HTMLDetailsElement} */ (inPane(el, "a", ".llmgrid-pane-reasoning")).open).toBe(false);
+    expect(inPane(el, "b", ".llmgrid-pane-refusal").hidden).toBe(true);
+    expect(inPane(el, "b", ".llmgrid-pane-refusal-text").textContent).toBe("");
+  });
+
+  it("marks a pane stale when a refusal delta was missed and asks for a snapshot", () => {
+    const { el, model, frames } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: { run_id: "r", status: "running" } });
+    model.message({ v: 1, type: "delta", seq: 1, panes: { a: { refusal: [0, "I won't "], status: "streaming" } } });
+    model.message({ v: 1, type: "delta", seq: 3, panes: { a: { refusal: [18, "that."] } } });
+    frames.run();
+    expect(model.sent).toEqual([{ v: 1, type: "sync" }]);
+    expect(paneEl(el, "a").dataset.stale).toBe("true");
+    expect(inPane(el, "a", ".llmgrid-pane-refusal-text").textContent).toBe("I won't ");
+    model.setTrait("snapshot", { a: { status: "streaming", refusal: "I won't help with that.", seq: 3 } });
+    frames.run();
+    expect(paneEl(el, "a").dataset.stale).toBeUndefined();
+    expect(inPane(el, "a", ".llmgrid-pane-refusal-text").textContent).toBe("I won't help with that.");
   });
 
   it("shows an error banner under the partial text when a pane fails", () => {
