@@ -14,6 +14,7 @@ from .events import (
     InterimAnalysis,
     Progress,
     Reasoning,
+    Refusal,
     SearchResult,
     Status,
     Token,
@@ -23,10 +24,13 @@ from .events import (
 from .export import ExportedFiles, html_report, read_exported, to_csv, to_parquet
 from .grid import Grid
 from .history import History, history, log_to
+from .sources.anthropic import Anthropic
 from .sources.brave import Brave
+from .sources.gemini import Gemini
 from .sources.litellm import LiteLLM
 from .sources.master import MasterSynthesis
 from .sources.ollama import Ollama
+from .sources.openai_responses import OpenAIResponses
 from .sources.openai_sse import OpenAICompatible
 from .sources.simulated import Simulated
 
@@ -48,6 +52,7 @@ def unload_ipython_extension(ipython):  # type: ignore[no-untyped-def]
 
 
 __all__ = [
+    "Anthropic",
     "BenchResult",
     "Brave",
     "ConfigError",
@@ -56,6 +61,7 @@ __all__ = [
     "Event",
     "ExportedFiles",
     "FinalSynthesis",
+    "Gemini",
     "Grid",
     "History",
     "InterimAnalysis",
@@ -64,9 +70,11 @@ __all__ = [
     "MasterSynthesis",
     "Ollama",
     "OpenAICompatible",
+    "OpenAIResponses",
     "Progress",
     "ProviderError",
     "Reasoning",
+    "Refusal",
     "SearchResult",
     "Secret",
     "Simulated",

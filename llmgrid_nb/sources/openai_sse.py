@@ -42,7 +42,7 @@ class OpenAIChunkParser:
     """
 
     __slots__ = ("source", "finish_reason", "_tools", "saw_usage", "done", "messages", "got_content",
-                 "_refused", "_other_choices", "_had_tools")
+                 "_refused", "_other_choices", "_had_tools", "_failure")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -58,9 +58,12 @@ class OpenAIChunkParser:
         self._refused = False
         self._other_choices: set[int] = set()
         self._had_tools = False
+        self._failure: ProviderError | None = None
 
     def message(self, event: ServerSentEvent, t: float) -> list[Event]:
         """Parse one server-sent event received at ``t``."""
+        if self._failure is not None:
+            raise self._failure
         if event.data == "[DONE]":
             self.done = True
             return []
@@ -91,8 +94,14 @@ class OpenAIChunkParser:
     def _parse(self, obj: dict[str, Any], t: float) -> list[Event]:
         if obj.get("error") is not None:
             message = describe_error_object(obj) or "the provider sent an error"
-            raise ProviderError(f"the provider reported an error mid-stream: {message}",
-                                retryable=True, kind="stream_error")
+            failure = ProviderError(f"the provider reported an error mid-stream: {message}",
+                                    retryable=True, kind="stream_error")
+            if not obj.get("usage"):
+                raise failure
+            # OpenRouter reports the usage (and cost) of the failed generation in the error chunk:
+            # keep it, and fail at the next message or the end.
+            self._failure = failure
+            return [self._usage(obj["usage"], t)]
         out: list[Event] = []
         for choice in obj.get("choices") or ():
             index = choice.get("index") or 0
@@ -133,6 +142,8 @@ class OpenAIChunkParser:
 
     def finish(self, t: float) -> list[Event]:
         """End of stream: pending tool calls and Done, or an error if it was not an answer."""
+        if self._failure is not None:
+            raise self._failure
         out = self.drain_tools(t)
         if self.finish_reason is None:
             if not self.done:

@@ -8,9 +8,12 @@ from typing import Any
 
 from ..config import HOSTED_OPENAI_COMPATIBLE
 from ..errors import ConfigError
+from .anthropic import Anthropic
 from .base import Source
+from .gemini import Gemini
 from .litellm import LiteLLM
 from .ollama import Ollama
+from .openai_responses import OpenAIResponses
 from .openai_sse import OpenAICompatible
 from .simulated import Simulated, simulator_url
 
@@ -55,16 +58,10 @@ def resolve_source(model: str | Source) -> Source:
             raise ConfigError(f"{spec!r}: name the Ollama model, e.g. ollama/llama3.2")
         return Ollama(rest, name=spec)
     if slash and prefix == "anthropic" and rest:
-        from .anthropic import Anthropic
-
         return Anthropic(rest, name=spec)
     if slash and prefix == "gemini" and rest:
-        from .gemini import Gemini
-
         return Gemini(rest, name=spec)
     if slash and prefix == "openai" and rest.startswith("responses/") and rest != "responses/":
-        from .openai_responses import OpenAIResponses
-
         return OpenAIResponses(rest[len("responses/"):], base_url=_openai_base(), name=spec)
     if slash and "@" in rest:
         name, _, base = rest.rpartition("@")
