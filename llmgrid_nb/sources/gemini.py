@@ -19,7 +19,7 @@ from ..errors import ConfigError, ProviderError
 from ..events import Done, Error, Event, Reasoning, Token, ToolCall, Usage
 from ..sse import ServerSentEvent
 from .base import Prompt, SourceOptions, StreamContext
-from .http_errors import describe_error_object
+from .http_errors import describe_error_object, google_retry_delay
 from .http_stream import StreamRequest, empty_answer, resolve_key, stream_events
 from .openai_sse import count
 
@@ -365,21 +365,8 @@ def stream_error(obj: Mapping[str, Any]) -> ProviderError:
     status = err.get("status") if isinstance(err, dict) else None
     code = code if isinstance(code, int) and not isinstance(code, bool) else None
     retryable = code in _RETRYABLE_CODES or (isinstance(status, str) and status in _RETRYABLE_STATUSES)
-    return ProviderError(message, status_code=code, retry_after=_retry_delay(err), retryable=retryable,
+    return ProviderError(message, status_code=code, retry_after=google_retry_delay(err), retryable=retryable,
                          kind="stream_error")
-
-
-def _retry_delay(err: object) -> float | None:
-    """Seconds from a ``google.rpc.RetryInfo`` detail (``"retryDelay": "34.4s"``), if any."""
-    details = err.get("details") if isinstance(err, dict) else None
-    for detail in details if isinstance(details, list) else ():
-        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
-        if isinstance(delay, str) and delay.endswith("s"):
-            try:
-                return max(0.0, float(delay[:-1]))
-            except ValueError:
-                return None
-    return None
 
 
 def _merged(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,8 @@ import httpx
 from ..config import Secret
 from ..errors import ProviderError
 
-__all__ = ["error_from_response", "parse_retry_after", "translate_transport_error"]
+__all__ = ["describe_error_object", "error_from_response", "google_retry_delay", "parse_retry_after",
+           "translate_transport_error"]
 
 _MAX_ERROR_BODY = 64 * 1024
 E = TypeVar("E", bound=BaseException)
@@ -36,16 +37,41 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _provider_message(body: bytes, content_type: str, provider: str = "") -> str:
-    """The provider's own error text from a JSON error body, or a description of the body."""
+def _provider_message(body: bytes, content_type: str, provider: str = "") -> tuple[str, object]:
+    """The provider's own error text from a JSON error body (or a description of the body),
+    and the parsed body (None when it is not JSON)."""
     text = body.decode("utf-8", errors="replace").strip()
     if "html" in content_type or text[:15].lower().startswith(("<!doctype", "<html")):
-        return "the server answered with an HTML page, not the API's JSON"
+        return "the server answered with an HTML page, not the API's JSON", None
     try:
         obj = json.loads(text)
     except ValueError:
-        return text[:300] or "(empty body)"
-    return describe_error_object(obj, provider) or text[:300]
+        return text[:300] or "(empty body)", None
+    return describe_error_object(obj, provider) or text[:300], obj
+
+
+def google_retry_delay(err: object) -> float | None:
+    """Seconds from a ``google.rpc.RetryInfo`` detail (``"retryDelay": "34.4s"``): Google says
+    how long to wait in the error body, not in a Retry-After header."""
+    for detail in _details(err):
+        delay = detail.get("retryDelay")
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                return max(0.0, float(delay[:-1]))
+            except ValueError:
+                return None
+    return None
+
+
+def _details(err: object) -> list[dict[str, object]]:
+    details = err.get("details") if isinstance(err, dict) else None
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+
+
+def _bad_key(obj: object) -> bool:
+    """Google answers a bad API key with HTTP 400 INVALID_ARGUMENT, reason API_KEY_INVALID."""
+    err = obj.get("error") if isinstance(obj, dict) else None
+    return any(d.get("reason") == "API_KEY_INVALID" for d in _details(err))
 
 
 def describe_error_object(obj: object, provider: str = "") -> str:
@@ -83,11 +109,13 @@ async def error_from_response(
         if len(body) >= _MAX_ERROR_BODY:
             break
     status = response.status_code
-    detail = _provider_message(body, response.headers.get("content-type", ""), provider)
+    detail, obj = _provider_message(body, response.headers.get("content-type", ""), provider)
     if secret is not None:
         detail = secret.redact(detail)
     retry_after = parse_retry_after(response.headers.get("retry-after"))
-    if status in (401, 403):
+    if retry_after is None and isinstance(obj, dict):
+        retry_after = google_retry_delay(obj.get("error"))
+    if status in (401, 403) or (status == 400 and _bad_key(obj)):
         hint = f"; check {' or '.join(key_env)}" if key_env else "; check the API key"
         message = f"authentication failed (HTTP {status}): {detail}{hint}"
         kind = "auth"

@@ -413,3 +413,29 @@ def test_the_key_never_reaches_the_url_events_or_summary(scripted: ScriptedServe
     for raw in scripted.requests:
         line, headers, _ = request_parts(raw)
         assert key not in line and headers["x-goog-api-key"] == key
+
+
+def test_http_429_waits_as_long_as_googles_retry_info_says(scripted: ScriptedServer) -> None:
+    """Google puts the delay in the body (google.rpc.RetryInfo), not in a Retry-After header."""
+    error = {"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).",
+                       "status": "RESOURCE_EXHAUSTED",
+                       "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.3s"}]}}
+    scripted.scripts.append(Script(status="429 Too Many Requests", headers={"Content-Type": "application/json"},
+                                   body=[json.dumps(error).encode()]))
+    grid = lg.run("hi", [Gemini("m", base_url=scripted.url + "/v1beta", api_key="k", name="g")], retries=0)
+    row = grid.summary.iloc[0]
+    assert row.error == ("rate limited (HTTP 429): Gemini RESOURCE_EXHAUSTED: Resource has been exhausted "
+                         "(e.g. check quota).; retry after 0.3 s")
+
+
+def test_a_bad_key_answered_with_http_400_reads_as_an_authentication_failure(scripted: ScriptedServer) -> None:
+    error = {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
+                       "status": "INVALID_ARGUMENT",
+                       "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+                                    "domain": "googleapis.com"}]}}
+    scripted.scripts.append(Script(status="400 Bad Request", headers={"Content-Type": "application/json"},
+                                   body=[json.dumps(error).encode()]))
+    grid = lg.run("hi", [Gemini("m", base_url=scripted.url + "/v1beta", api_key="bad-key", name="g")], retries=2)
+    row = grid.summary.iloc[0]
+    assert row.error.startswith("authentication failed (HTTP 400): Gemini INVALID_ARGUMENT: API key not valid.")
+    assert "; check " in row.error and row.attempts == 1 and "bad-key" not in row.error
