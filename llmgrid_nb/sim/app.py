@@ -1,4 +1,4 @@
-"""The simulator's raw ASGI application: routing, the chat formats, Brave, pages and the send log."""
+"""The simulator's raw ASGI application: routing, the chat dialects, Brave, pages and the send log."""
 
 from __future__ import annotations
 
@@ -15,10 +15,13 @@ from urllib.parse import parse_qsl
 
 from .brave import BraveError, BraveRateLimiter, search_payload, token_error
 from .faults import HTTP_FAULTS, FlakyPicker, apply_fault
-from .formats import Frame, OllamaEncoder, OpenAIEncoder, ollama_error, openai_error
+from .dialects import BadRequest, Route, route
+from .dialects.ollama import ollama_error
+from .dialects.openai_chat import openai_error
+from .formats import Encoder, Frame
 from .generation import Completion, generate
 from .pages import error_page, nginx_error_page, render_page
-from .profiles import PROFILES, Fault, OptionError, SimOptions, UnknownModelError, parse_model, schedule
+from .profiles import PROFILES, Fault, schedule
 from .sendlog import SendLog, SendRecord
 
 __all__ = ["SimApp"]
@@ -36,71 +39,11 @@ _CREATED = 1_700_000_000
 _LONG_WAIT = 0.5
 _POLL = 0.2
 _SLOW_PAGE_S = 3.0
-
-_OPENAI_FAULTS: dict[str, tuple[int, str, str, str | None]] = {
-    "http_400": (
-        400,
-        "This model's maximum context length is 128000 tokens. However, your messages resulted in "
-        "131072 tokens. Please reduce the length of the messages.",
-        "invalid_request_error",
-        "context_length_exceeded",
-    ),
-    "http_401": (
-        401,
-        "Incorrect API key provided: sk-sim-****. You can find your API key at "
-        "https://platform.openai.com/account/api-keys.",
-        "invalid_request_error",
-        "invalid_api_key",
-    ),
-    "http_403": (
-        403,
-        "Country, region, or territory not supported",
-        "request_forbidden",
-        "unsupported_country_region_territory",
-    ),
-    "http_404": (
-        404,
-        "The model '{model}' does not exist or you do not have access to it.",
-        "invalid_request_error",
-        "model_not_found",
-    ),
-    "http_429": (
-        429,
-        "Rate limit reached for requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 1s.",
-        "requests",
-        "rate_limit_exceeded",
-    ),
-    "http_500": (500, "The server had an error while processing your request. Sorry about that!", "server_error", None),
-    "http_502": (502, "Bad gateway.", "server_error", None),
-    "http_503": (503, "The server is overloaded or not ready yet.", "server_error", None),
-}
-_OLLAMA_FAULTS: dict[str, tuple[int, str]] = {
-    "http_400": (400, "invalid request: context length exceeded"),
-    "http_401": (401, "unauthorized"),
-    "http_403": (403, "forbidden"),
-    "http_404": (404, 'model "{model}" not found, try pulling it first'),
-    "http_429": (429, "too many requests"),
-    "http_500": (500, "an error was encountered while running the model"),
-    "http_502": (502, "bad gateway"),
-    "http_503": (503, "server busy, please try again.  maximum pending requests exceeded"),
-}
+_SSE = b"text/event-stream"
 
 
 class _Disconnected(Exception):
     """The client went away before the request body was read."""
-
-
-class _BadRequest(Exception):
-    """A chat request that must be answered with an error status."""
-
-    def __init__(
-        self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type_
-        self.code = code
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -163,13 +106,13 @@ class SimApp:
         t0 = time.monotonic()
         path: str = scope["path"]
         method: str = scope["method"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        chat = route(path, query)
         try:
-            if path == "/v1/chat/completions" and method == "POST":
-                await self._chat(scope, receive, send, t0, "openai")
-            elif path == "/api/chat" and method == "POST":
-                await self._chat(scope, receive, send, t0, "ollama")
-            elif method != "GET" or path in _POST_PATHS:
-                await self._not_found(scope, send, 405 if path in _GET_PATHS | _POST_PATHS else 404)
+            if chat is not None and method == "POST":
+                await self._chat(scope, receive, send, t0, chat)
+            elif method != "GET" or chat is not None:
+                await self._not_found(scope, send, 405 if chat is not None or path in _GET_PATHS else 404)
             elif path == "/res/v1/web/search":
                 await self._brave(scope, send, t0)
             elif path.startswith("/pages/"):
@@ -204,157 +147,85 @@ class SimApp:
 
     async def _not_found(self, scope: Scope, send: Send, status: int) -> None:
         path, method = scope["path"], scope["method"]
+        message = "Not Found" if status == 404 else "Method Not Allowed"
         if path.startswith("/v1/"):
             body = openai_error(f"Invalid URL ({method} {path})", "invalid_request_error")
         elif path.startswith("/api/"):
             body = ollama_error("404 page not found" if status == 404 else "405 method not allowed")
         else:
-            body = _json({"detail": "Not Found" if status == 404 else "Method Not Allowed"})
+            body = _json({"detail": message})
         await _respond(send, status, body)
 
     # Chat -------------------------------------------------------------------------------
 
-    def _error_body(self, fmt: str, error: _BadRequest) -> bytes:
-        return openai_error(error.message, error.type, error.code) if fmt == "openai" else ollama_error(error.message)
-
-    async def _chat(self, scope: Scope, receive: Receive, send: Send, t0: float, fmt: str) -> None:
+    async def _chat(self, scope: Scope, receive: Receive, send: Send, t0: float, chat: Route) -> None:
+        """One chat request in any dialect: parse, pick a fault, generate, then answer or stream."""
+        dialect = chat.dialect
         raw = await _read_body(receive)
-        try:
-            request = self._parse_chat(raw, fmt)
-        except _BadRequest as exc:
-            await _respond(send, exc.status, self._error_body(fmt, exc))
-            return
-        body, opts, seed, stream, max_tokens = request
-        fault = opts.fault or self.flaky.pick(opts.profile, seed, opts.fault_defaults)
         request_id = uuid.uuid4().hex
-        record = SendRecord(request_id, body["model"], opts.profile.name, t0, fault.kind if fault else None)
+        try:
+            request = dialect.parse(raw, chat)
+        except BadRequest as exc:
+            await _respond(send, exc.status, dialect.error_body(exc, request_id), headers=dialect.headers(request_id))
+            return
+        opts = request.options
+        fault = opts.fault or self.flaky.pick(opts.profile, request.seed, opts.fault_defaults)
+        record = SendRecord(
+            request_id, request.model, opts.profile.name, t0, fault.kind if fault else None, user_turns=request.user_turns
+        )
         self.log.add(record)
-        id_header = (b"x-sim-request-id", request_id.encode())
+        headers = [*dialect.headers(request_id), (b"x-sim-request-id", request_id.encode())]
 
         if fault is not None and fault.kind in HTTP_FAULTS:
-            await self._http_fault(send, fmt, fault, opts, id_header, record)
+            if fault.kind == "http_429" and fault.retry_after is not None:
+                headers.append((b"retry-after", fault.retry_after.encode()))
+            status, body = dialect.http_fault(fault.kind, opts.model, request_id)
+            await _respond(send, status, body, headers=headers)
+            record.send_times.append(time.monotonic())
+            record.kinds.append("error")
             return
         if fault is not None and fault.kind == "html":
             await self._sleep_until(t0 + opts.profile.ttft, None)
-            await _respond(send, 200, nginx_error_page(), b"text/html", [id_header])
+            await _respond(send, 200, nginx_error_page(), b"text/html", headers)
             record.send_times.append(time.monotonic())
             record.kinds.append("html")
             return
 
-        tools = body.get("tools") if isinstance(body.get("tools"), list) else None
-        completion = generate(opts.profile, body["messages"], seed, max_tokens=max_tokens, tools=tools, xss=opts.xss)
-        offsets = schedule(opts.profile, max(1, len(completion.pieces)), seed)
+        completion = generate(
+            opts.profile, request.messages, request.seed, max_tokens=request.max_tokens, tools=request.tools, xss=opts.xss
+        )
+        offsets = schedule(opts.profile, max(1, len(completion.pieces)), request.seed)
         transport = self.transports.get(scope.get("client"))
-        model = opts.model
-        encoder: OpenAIEncoder | OllamaEncoder
-        if fmt == "openai":
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            encoder = OpenAIEncoder(
-                chunk_id="chatcmpl-" + request_id[:24],
-                created=int(time.time()),
-                model=model,
-                include_usage=include_usage,
-            )
-        else:
-            encoder = OllamaEncoder(model=model, wall_ns=time.time_ns() - int((time.monotonic() - t0) * 1e9))
+        wall_ns = time.time_ns() - int((time.monotonic() - t0) * 1e9)
+        encoder = dialect.encoder(request, request_id, wall_ns, chat)
 
-        if not stream:
-            await self._unary(send, encoder, completion, offsets, fault, record, transport, id_header)
+        if not request.stream:
+            await self._unary(send, encoder, completion, offsets, fault, record, transport, headers)
             return
 
         frames = encoder.frames(completion, offsets)
         if fault is not None:
             frames = apply_fault(frames, fault, encoder)
-        if fmt == "openai":
-            headers = [
-                (b"content-type", b"text/event-stream; charset=utf-8"),
-                (b"cache-control", b"no-cache"),
-                (b"x-request-id", ("req_" + request_id).encode()),
-                id_header,
-            ]
-        else:
-            headers = [(b"content-type", b"application/x-ndjson"), id_header]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        content_type = dialect.stream_content_type if chat.sse else _JSON
+        start = [(b"content-type", content_type)]
+        if content_type.startswith(_SSE):
+            start.append((b"cache-control", b"no-cache"))
+        await send({"type": "http.response.start", "status": 200, "headers": start + headers})
         if fault is not None and fault.kind == "drip":
             await self._drip(send, frames, record, transport, t0, fault.drip_s)
         else:
             await self._play(send, frames, record, transport, t0)
 
-    def _parse_chat(self, raw: bytes, fmt: str) -> tuple[dict[str, Any], SimOptions, int, bool, int | None]:
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            if fmt == "openai":
-                raise _BadRequest(
-                    400,
-                    "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
-                    "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
-                    "sent was not valid JSON.",
-                ) from None
-            raise _BadRequest(400, "invalid character in request body") from None
-        if not isinstance(body, dict):
-            raise _BadRequest(400, "request body must be a JSON object")
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise _BadRequest(400, "you must provide a model parameter" if fmt == "openai" else "model is required")
-        messages = body.get("messages")
-        if not isinstance(messages, list):
-            message = "'messages' is a required property" if fmt == "openai" else "messages must be a list"
-            raise _BadRequest(400, message)
-        try:
-            opts = parse_model(model)
-        except UnknownModelError as exc:
-            name = exc.args[0]
-            if fmt == "openai":
-                raise _BadRequest(
-                    404, f"The model '{name}' does not exist or you do not have access to it.", code="model_not_found"
-                ) from None
-            raise _BadRequest(404, f'model "{name}" not found, try pulling it first') from None
-        except OptionError as exc:
-            raise _BadRequest(400, str(exc)) from None
-        options = body.get("options") if isinstance(body.get("options"), dict) else {}
-        seed_field = body.get("seed") if fmt == "openai" else options.get("seed")
-        # Without a seed, each profile has its own default, so side-by-side panes differ.
-        default = sum(opts.profile.name.encode()) % 7
-        seed = opts.seed if opts.seed is not None else seed_field if isinstance(seed_field, int) else default
-        if fmt == "openai":
-            stream = bool(body.get("stream", False))
-            limit = body.get("max_completion_tokens", body.get("max_tokens"))
-        else:
-            stream = body.get("stream", True) is not False
-            limit = options.get("num_predict")
-            if isinstance(limit, int) and limit < 0:
-                limit = None
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-            raise _BadRequest(400, f"Invalid 'max_tokens': {limit!r}. Expected a non-negative integer.")
-        return body, opts, seed, stream, limit
-
-    async def _http_fault(
-        self, send: Send, fmt: str, fault: Fault, opts: SimOptions, id_header: tuple[bytes, bytes], record: SendRecord
-    ) -> None:
-        headers = [id_header]
-        if fault.kind == "http_429" and fault.retry_after is not None:
-            headers.append((b"retry-after", fault.retry_after.encode()))
-        if fmt == "openai":
-            status, message, type_, code = _OPENAI_FAULTS[fault.kind]
-            body = openai_error(message.format(model=opts.model), type_, code)
-        else:
-            status, message = _OLLAMA_FAULTS[fault.kind]
-            body = ollama_error(message.format(model=opts.model))
-        await _respond(send, status, body, headers=headers)
-        record.send_times.append(time.monotonic())
-        record.kinds.append("error")
-
     async def _unary(
         self,
         send: Send,
-        encoder: OpenAIEncoder | OllamaEncoder,
+        encoder: Encoder,
         completion: Completion,
         offsets: list[float],
         fault: Fault | None,
         record: SendRecord,
         transport: asyncio.Transport | None,
-        id_header: tuple[bytes, bytes],
+        headers: list[tuple[bytes, bytes]],
     ) -> None:
         t0 = record.t_request
         if fault is not None and fault.kind == "reset":
@@ -365,13 +236,10 @@ class SimApp:
         end = offsets[len(completion.pieces) - 1] if completion.pieces else offsets[0]
         if not await self._sleep_until(t0 + end + stall, transport):
             return
-        if isinstance(encoder, OpenAIEncoder):
-            body = encoder.body(completion)
-        else:
-            body = encoder.body(completion, offsets, time.monotonic() - t0)
+        body = encoder.body(completion, offsets, time.monotonic() - t0)
         if fault is not None and fault.kind == "malformed":
             body = body[: len(body) // 2]
-        await _respond(send, 200, body, headers=[id_header])
+        await _respond(send, 200, body, headers=headers)
         record.send_times.append(time.monotonic())
         record.kinds.append("body")
 
@@ -493,7 +361,6 @@ class SimApp:
         await _respond(send, 200, render_page(slug, big=mode == "big"), html)
 
 
-_POST_PATHS = frozenset({"/v1/chat/completions", "/api/chat"})
 _GET_PATHS = frozenset({"/v1/models", "/api/tags", "/api/version", "/res/v1/web/search", "/_sim/health"})
 
 

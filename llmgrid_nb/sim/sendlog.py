@@ -16,7 +16,8 @@ class SendRecord:
     ``t_request`` and ``send_times`` are ``time.monotonic()`` values (CLOCK_MONOTONIC is
     shared by all processes on Linux, so a client on the same machine can compare them
     with its own receive times). Each send time is taken right after the chunk was handed
-    to the transport, which writes it to the socket at once.
+    to the transport, which writes it to the socket at once. ``user_turns`` counts the user
+    messages the request carried, whichever dialect it came in.
     """
 
     request_id: str
@@ -26,6 +27,7 @@ class SendRecord:
     fault: str | None = None
     send_times: list[float] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
+    user_turns: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The record as the ``/_sim/log/<id>`` endpoint returns it."""
@@ -37,6 +39,7 @@ class SendRecord:
             "send_times": list(self.send_times),
             "kinds": list(self.kinds),
             "fault": self.fault,
+            "user_turns": self.user_turns,
         }
 
 

@@ -1,0 +1,20 @@
+"""The chat dialects the simulator speaks, one module per provider wire protocol, and the routes to them."""
+
+from __future__ import annotations
+
+from .base import BadRequest, ChatRequest, Dialect, Route
+from .ollama import Ollama
+from .openai_chat import OpenAIChat
+
+__all__ = ["CHAT_PATHS", "BadRequest", "ChatRequest", "Dialect", "Route", "route"]
+
+CHAT_PATHS: dict[str, Dialect] = {
+    "/v1/chat/completions": OpenAIChat(),
+    "/api/chat": Ollama(),
+}
+
+
+def route(path: str, query: str) -> Route | None:
+    """The chat route for a (percent-decoded) path and query string, or None if it is no chat endpoint."""
+    dialect = CHAT_PATHS.get(path)
+    return Route(dialect) if dialect is not None else None
