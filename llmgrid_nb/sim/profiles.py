@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 __all__ = [
+    "API_KINDS",
     "FAULT_KINDS",
     "PROFILES",
     "Fault",
@@ -40,6 +41,9 @@ FAULT_KINDS = frozenset(
         "error_chunk",
     }
 )
+
+# Which endpoint a client should call for a model; the server answers every dialect on its own path.
+API_KINDS = frozenset({"openai", "anthropic", "gemini", "responses"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +130,11 @@ class Fault:
 
 @dataclass(frozen=True, slots=True)
 class SimOptions:
-    """A parsed model name: the profile with overrides applied, plus seed, fault and flags."""
+    """A parsed model name: the profile with overrides applied, plus seed, fault and flags.
+
+    ``api`` (``openai``, ``anthropic``, ``gemini``, ``responses``) tells a client which
+    endpoint to call; None leaves the choice to the client. The server ignores it.
+    """
 
     model: str
     profile: Profile
@@ -134,6 +142,7 @@ class SimOptions:
     fault: Fault | None = None
     xss: bool = False
     fault_defaults: Fault = Fault("")
+    api: str | None = None
 
 
 _PROFILE_OVERRIDES = {"ttft": float, "rate": float, "jitter": float, "tokens": int, "reasoning": int}
@@ -164,7 +173,12 @@ def parse_model(model: str) -> SimOptions:
     except ValueError as exc:
         raise OptionError(f"bad option in model {model!r}: {exc}") from None
     xss = options.get("xss", "0") not in ("", "0", "false")
-    return SimOptions(model=base, profile=profile, seed=seed, fault=fault, xss=xss, fault_defaults=fault_defaults)
+    api = options.get("api")
+    if api is not None and api not in API_KINDS:
+        raise OptionError(f"unknown api {api!r} in model {model!r}; one of {', '.join(sorted(API_KINDS))}")
+    return SimOptions(
+        model=base, profile=profile, seed=seed, fault=fault, xss=xss, fault_defaults=fault_defaults, api=api
+    )
 
 
 def _parse_fault(options: dict[str, str]) -> Fault:

@@ -35,6 +35,20 @@ def test_unknown_profile_and_bad_options_are_rejected() -> None:
         parse_model("fast?fault=explode")
 
 
+@pytest.mark.parametrize("api", ["openai", "anthropic", "gemini", "responses"])
+def test_api_option_names_the_endpoint(api: str) -> None:
+    opts = parse_model(f"sim/fast?api={api}&tokens=5")
+    assert opts.api == api and opts.model == "sim/fast" and opts.profile.tokens == 5
+
+
+def test_api_option_defaults_to_none_and_rejects_unknown_values() -> None:
+    assert parse_model("fast").api is None
+    with pytest.raises(OptionError, match="unknown api 'bedrock'"):
+        parse_model("fast?api=bedrock")
+    with pytest.raises(OptionError):
+        parse_model("fast?api=")
+
+
 def test_schedule_is_deterministic_and_increasing() -> None:
     profile = PROFILES["steady"]
     a = schedule(profile, 50, 7)
