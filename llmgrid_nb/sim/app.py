@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 from .brave import BraveError, BraveRateLimiter, search_payload, token_error
 from .faults import HTTP_FAULTS, FlakyPicker, apply_fault
-from .dialects import BadRequest, Route, route
+from .dialects import ANTHROPIC, BadRequest, Route, route
 from .dialects.ollama import ollama_error
 from .dialects.openai_chat import openai_error
 from .formats import Encoder, Frame
@@ -118,7 +118,8 @@ class SimApp:
             elif path.startswith("/pages/"):
                 await self._page(scope, send, path[len("/pages/") :])
             elif path == "/v1/models":
-                await _respond(send, 200, _models_body())
+                anthropic = _header(scope, b"anthropic-version") is not None
+                await _respond(send, 200, _anthropic_models_body() if anthropic else _models_body())
             elif path == "/api/tags":
                 await _respond(send, 200, _tags_body())
             elif path == "/api/version":
@@ -148,7 +149,9 @@ class SimApp:
     async def _not_found(self, scope: Scope, send: Send, status: int) -> None:
         path, method = scope["path"], scope["method"]
         message = "Not Found" if status == 404 else "Method Not Allowed"
-        if path.startswith("/v1/"):
+        if path.startswith("/v1/messages"):
+            body = ANTHROPIC.error_body(BadRequest(status, message), uuid.uuid4().hex)
+        elif path.startswith("/v1/"):
             body = openai_error(f"Invalid URL ({method} {path})", "invalid_request_error")
         elif path.startswith("/api/"):
             body = ollama_error("404 page not found" if status == 404 else "405 method not allowed")
@@ -367,6 +370,13 @@ _GET_PATHS = frozenset({"/v1/models", "/api/tags", "/api/version", "/res/v1/web/
 def _models_body() -> bytes:
     data = [{"id": name, "object": "model", "created": _CREATED, "owned_by": "llmgrid-sim"} for name in PROFILES]
     return _json({"object": "list", "data": data})
+
+
+def _anthropic_models_body() -> bytes:
+    data = [
+        {"type": "model", "id": name, "display_name": name, "created_at": "2025-01-01T00:00:00Z"} for name in PROFILES
+    ]
+    return _json({"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]})
 
 
 def _tags_body() -> bytes:

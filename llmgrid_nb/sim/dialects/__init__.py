@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from .anthropic import Anthropic
 from .base import BadRequest, ChatRequest, Dialect, Route
 from .ollama import Ollama
 from .openai_chat import OpenAIChat
 
-__all__ = ["CHAT_PATHS", "BadRequest", "ChatRequest", "Dialect", "Route", "route"]
+__all__ = ["ANTHROPIC", "CHAT_PATHS", "BadRequest", "ChatRequest", "Dialect", "Route", "route"]
 
+ANTHROPIC = Anthropic()
 CHAT_PATHS: dict[str, Dialect] = {
     "/v1/chat/completions": OpenAIChat(),
     "/api/chat": Ollama(),
+    "/v1/messages": ANTHROPIC,
 }
 
 
