@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 from .brave import BraveError, BraveRateLimiter, search_payload, token_error
 from .faults import HTTP_FAULTS, FlakyPicker, apply_fault
-from .dialects import ANTHROPIC, BadRequest, Route, route
+from .dialects import ANTHROPIC, GEMINI, BadRequest, Route, route
 from .dialects.ollama import ollama_error
 from .dialects.openai_chat import openai_error
 from .formats import Encoder, Frame
@@ -120,6 +120,8 @@ class SimApp:
             elif path == "/v1/models":
                 anthropic = _header(scope, b"anthropic-version") is not None
                 await _respond(send, 200, _anthropic_models_body() if anthropic else _models_body())
+            elif path == "/v1beta/models":
+                await _respond(send, 200, _gemini_models_body())
             elif path == "/api/tags":
                 await _respond(send, 200, _tags_body())
             elif path == "/api/version":
@@ -151,6 +153,8 @@ class SimApp:
         message = "Not Found" if status == 404 else "Method Not Allowed"
         if path.startswith("/v1/messages"):
             body = ANTHROPIC.error_body(BadRequest(status, message), uuid.uuid4().hex)
+        elif path.startswith("/v1beta/"):
+            body = GEMINI.error_body(BadRequest(status, message), "")
         elif path.startswith("/v1/"):
             body = openai_error(f"Invalid URL ({method} {path})", "invalid_request_error")
         elif path.startswith("/api/"):
@@ -364,7 +368,9 @@ class SimApp:
         await _respond(send, 200, render_page(slug, big=mode == "big"), html)
 
 
-_GET_PATHS = frozenset({"/v1/models", "/api/tags", "/api/version", "/res/v1/web/search", "/_sim/health"})
+_GET_PATHS = frozenset(
+    {"/v1/models", "/v1beta/models", "/api/tags", "/api/version", "/res/v1/web/search", "/_sim/health"}
+)
 
 
 def _models_body() -> bytes:
@@ -377,6 +383,23 @@ def _anthropic_models_body() -> bytes:
         {"type": "model", "id": name, "display_name": name, "created_at": "2025-01-01T00:00:00Z"} for name in PROFILES
     ]
     return _json({"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]})
+
+
+def _gemini_models_body() -> bytes:
+    methods = ["generateContent", "countTokens", "streamGenerateContent"]
+    models = [
+        {
+            "name": f"models/{name}",
+            "version": "001",
+            "displayName": name,
+            "description": profile.description,
+            "inputTokenLimit": 1_048_576,
+            "outputTokenLimit": 65_536,
+            "supportedGenerationMethods": methods,
+        }
+        for name, profile in PROFILES.items()
+    ]
+    return json.dumps({"models": models}, indent=2).encode()
 
 
 def _tags_body() -> bytes:

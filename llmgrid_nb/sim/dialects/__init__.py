@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from .anthropic import Anthropic
 from .base import BadRequest, ChatRequest, Dialect, Route
+from .gemini import Gemini, gemini_route
 from .ollama import Ollama
 from .openai_chat import OpenAIChat
 
-__all__ = ["ANTHROPIC", "CHAT_PATHS", "BadRequest", "ChatRequest", "Dialect", "Route", "route"]
+__all__ = ["ANTHROPIC", "CHAT_PATHS", "GEMINI", "BadRequest", "ChatRequest", "Dialect", "Route", "route"]
 
 ANTHROPIC = Anthropic()
+GEMINI = Gemini()
 CHAT_PATHS: dict[str, Dialect] = {
     "/v1/chat/completions": OpenAIChat(),
     "/api/chat": Ollama(),
@@ -20,4 +22,6 @@ CHAT_PATHS: dict[str, Dialect] = {
 def route(path: str, query: str) -> Route | None:
     """The chat route for a (percent-decoded) path and query string, or None if it is no chat endpoint."""
     dialect = CHAT_PATHS.get(path)
-    return Route(dialect) if dialect is not None else None
+    if dialect is not None:
+        return Route(dialect)
+    return gemini_route(path, query, GEMINI)
