@@ -7,6 +7,7 @@ from .base import BadRequest, ChatRequest, Dialect, Route
 from .gemini import Gemini, gemini_route
 from .ollama import Ollama
 from .openai_chat import OpenAIChat
+from .openai_responses import OpenAIResponses
 
 __all__ = ["ANTHROPIC", "CHAT_PATHS", "GEMINI", "BadRequest", "ChatRequest", "Dialect", "Route", "route"]
 
@@ -16,6 +17,7 @@ CHAT_PATHS: dict[str, Dialect] = {
     "/v1/chat/completions": OpenAIChat(),
     "/api/chat": Ollama(),
     "/v1/messages": ANTHROPIC,
+    "/v1/responses": OpenAIResponses(),
 }
 
 
