@@ -150,6 +150,11 @@ class OpenAIChunkParser:
                 raise ProviderError(
                     "the stream ended before the response was complete (no finish_reason, no [DONE])",
                     retryable=True, kind="truncated")
+            if self.got_content or self._refused or out or self._had_tools:
+                # llama-cpp-python's server ends a stream a newer request interrupted this way.
+                raise ProviderError(
+                    "the server ended the answer with [DONE] but no finish_reason: it was cut short",
+                    retryable=True, kind="truncated")
         if not (self.got_content or self._refused or out or self._had_tools):
             empty = empty_answer(self.finish_reason, f"{self.messages} message(s)"
                                  + (" then [DONE]" if self.done else ""))

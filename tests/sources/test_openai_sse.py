@@ -12,6 +12,7 @@ import llmgrid_nb as lg
 from llmgrid_nb.errors import ProviderError
 from llmgrid_nb.events import Error, Reasoning, Token, ToolCall, Usage
 from llmgrid_nb.sources.openai_sse import OpenAIChunkParser
+from llmgrid_nb.sse import ServerSentEvent
 
 
 def chunk(delta: dict | None = None, finish: str | None = None, **extra: object) -> str:
@@ -76,6 +77,26 @@ def test_stream_end_without_finish_reason_or_done_is_truncated() -> None:
     p.feed(chunk({"content": "half"}), 1.0)
     with pytest.raises(ProviderError, match="ended before the response was complete"):
         p.finish(1.5)
+
+
+def test_done_after_content_without_a_finish_reason_is_cut_short() -> None:
+    """llama-cpp-python's server ends a stream that a newer request interrupted this way."""
+    p = OpenAIChunkParser("s")
+    p.feed(chunk({"content": "half"}), 1.0)
+    p.message(ServerSentEvent("message", "[DONE]"), 1.1)
+    with pytest.raises(ProviderError, match="cut short") as info:
+        p.finish(1.2)
+    assert info.value.kind == "truncated"
+
+
+def test_a_role_chunk_then_done_is_no_answer_and_is_retried() -> None:
+    """A busy llama-cpp-python server answers 200, one role chunk, then [DONE]."""
+    p = OpenAIChunkParser("s")
+    p.feed(chunk({"role": "assistant"}), 1.0)
+    p.message(ServerSentEvent("message", "[DONE]"), 1.1)
+    with pytest.raises(ProviderError, match="the server sent no answer: 1 message") as info:
+        p.finish(1.2)
+    assert info.value.retryable and info.value.kind == "empty"
 
 
 def test_stream_end_without_done_but_with_finish_reason_is_complete() -> None:
