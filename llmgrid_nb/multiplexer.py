@@ -306,7 +306,8 @@ class Multiplexer:
                 slot.in_request = False
                 self._record_request(slot, facts)
             if slot.got_content:
-                if not (opts.resume and resumes < opts.resume_budget and failure.retryable
+                resumable = getattr(slot.source, "resumable", True)  # the API continues a prefill
+                if not (opts.resume and resumable and resumes < opts.resume_budget and failure.retryable
                         and not slot.stop_requested):
                     self._fail(slot, failure)
                     return

@@ -29,10 +29,16 @@ HEALTHY = ["sim/fast?tokens=25&seed=11", "sim/steady?tokens=20&rate=250&seed=12"
 BASE = "steady?tokens=30&rate=250&seed=7"
 
 
+#: The native dialects, each over the simulator's endpoint of that dialect.
+DIALECT_APIS = {"direct-anthropic": "anthropic", "direct-gemini": "gemini", "direct-openai-responses": "responses"}
+
+
 def route_source(route: str, options: str) -> lg.OpenAICompatible | lg.Ollama | str:
     model = f"{BASE}&{options}" if options else BASE
     if route == "direct-openai":
         return f"sim/{model}"
+    if route in DIALECT_APIS:
+        return f"sim/{model}&api={DIALECT_APIS[route]}"
     if route == "direct-ollama":
         return lg.Ollama(model, base_url=default_simulator().ollama_base, name=f"ollama/{model}")
     return f"litellm:sim/{model}"
@@ -74,7 +80,15 @@ FAULTS = [
     ("fault=invalid_utf8&after=6", "done", None, True, False),
     ("fault=huge_line&after=6", "done", None, True, False),
 ]
-ROUTES = ["direct-openai", "direct-ollama", "litellm"]
+ROUTES = ["direct-openai", "direct-ollama", "direct-anthropic", "direct-gemini", "direct-openai-responses", "litellm"]
+#: Where a dialect words a failure its own way (Anthropic's overloaded status is 529; Google's
+#: in-band error is UNAVAILABLE, in its own words).
+MESSAGES = {
+    ("direct-anthropic", "fault=http_503"): "server error (HTTP 529): Anthropic overloaded_error: Overloaded",
+    ("direct-anthropic", "fault=error_chunk&after=6"): "Anthropic overloaded_error: Overloaded",
+    ("direct-gemini", "fault=error_chunk&after=6"): "Gemini UNAVAILABLE",
+    ("direct-openai-responses", "fault=error_chunk&after=6"): "OpenAI server_error",
+}
 NOT_ON = {  # faults a route cannot see as such (the format has no such thing, or litellm hides it)
     "direct-ollama": {"fault=no_done&after=6", "fault=error_chunk&after=6", "fault=html", "fault=huge_line&after=6",
                       "fault=invalid_utf8&after=6", "fault=drip&drip_s=0.05"},
@@ -83,7 +97,8 @@ NOT_ON = {  # faults a route cannot see as such (the format has no such thing, o
 }
 
 
-MATRIX = [(route, *f) for route in ROUTES for f in FAULTS if f[0] not in NOT_ON.get(route, set())]
+MATRIX = [(route, f[0], f[1], MESSAGES.get((route, f[0]), f[2]), *f[3:])
+          for route in ROUTES for f in FAULTS if f[0] not in NOT_ON.get(route, set())]
 
 
 @pytest.mark.parametrize(("route", "fault", "status", "message", "partial", "retried"), MATRIX,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import llmgrid_nb as lg
 from llmgrid_nb.events import Error
 
@@ -21,6 +23,23 @@ def test_reset_near_the_end_is_resumed_and_stitched() -> None:
     assert first_request <= connecting[0] + 0.01, "latencies keep counting from the first request"
     notes = [e for e in grid.events if isinstance(e, Error) and e.source == broken]
     assert [e.error_type for e in notes] == ["resumed"] and not notes[0].fatal
+
+
+def test_anthropic_continues_a_prefill_so_its_broken_stream_is_resumed() -> None:
+    clean = "sim/steady?tokens=30&rate=400&seed=5&api=anthropic"
+    broken = clean + "&fault=reset&after=20"
+    grid = lg.run(PROMPT, [clean, broken], resume=True)
+    assert grid.statuses[broken] == "done" and grid.texts[broken] == grid.texts[clean]
+    assert grid.summary.set_index("source").loc[broken].resumed == 1
+
+
+@pytest.mark.parametrize("api", ["gemini", "responses"])
+def test_apis_that_answer_a_prefill_anew_are_not_resumed(api: str) -> None:
+    """Stitching a fresh answer onto a partial one would garble it: the partial one stands, failed."""
+    broken = f"sim/steady?tokens=30&rate=400&seed=5&api={api}&fault=reset&after=20"
+    grid = lg.run(PROMPT, [broken], resume=True)
+    row = grid.summary.iloc[0]
+    assert row.status == "failed" and row.resumed == 0 and grid.texts[broken]
 
 
 def test_without_resume_the_partial_answer_is_kept_and_marked_failed() -> None:

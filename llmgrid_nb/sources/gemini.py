@@ -390,6 +390,8 @@ class Gemini:
     """
 
     route = "direct-gemini"
+    #: Gemini does not continue a trailing model turn as a prefill, so a broken stream is not resumed.
+    resumable = False
 
     def __init__(
         self,

@@ -339,6 +339,8 @@ class OpenAIResponses:
     """
 
     route = "direct-openai-responses"
+    #: The Responses API answers anew instead of continuing an assistant prefill: no resume.
+    resumable = False
 
     def __init__(
         self,

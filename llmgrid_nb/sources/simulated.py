@@ -59,6 +59,11 @@ class Simulated:
         return "sim"
 
     @property
+    def resumable(self) -> bool:
+        """Whether a broken stream may be continued: as the real API of this dialect allows."""
+        return getattr(self.dialect(), "resumable", True)
+
+    @property
     def base_url(self) -> str:
         """The simulator's base URL in this dialect's form."""
         url = simulator_url()
