@@ -22,7 +22,7 @@ from .errors import ProviderError, StreamTimeout
 from .events import CONTENT_KINDS, Error, Event, Status
 from .gc_pause import frozen_heap
 from .metrics import ChunkRecorder
-from .sources.base import Prompt, Source, StreamContext
+from .sources.base import Prompt, Source, StreamContext, choice_name
 
 __all__ = ["Multiplexer", "PeerView", "RunOptions", "Sink"]
 
@@ -74,18 +74,20 @@ class PeerView:
 
     async def wait(self) -> None:
         """Wait until every other stream has finished, failed or been cancelled."""
-        tasks = [s.task for n, s in self._mux.slots.items() if n != self._exclude and s.task is not None]
+        tasks = {t for n, t in self._tasks() if t is not None}
         if tasks:
             await asyncio.wait(tasks)
 
     async def wait_next(self, seen: set[str]) -> set[str]:
         """Wait until some stream not in ``seen`` has ended; return the names of all ended ones."""
-        pending = [s.task for n, s in self._mux.slots.items()
-                   if n != self._exclude and n not in seen and s.task is not None and not s.task.done()]
+        pending = {t for n, t in self._tasks() if n not in seen and t is not None and not t.done()}
         if pending:
             await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        return {n for n, s in self._mux.slots.items()
-                if n != self._exclude and (s.task is None or s.task.done())}
+        return {n for n, t in self._tasks() if t is None or t.done()}
+
+    def _tasks(self) -> list[tuple[str, asyncio.Task[None] | None]]:
+        """(name, the task streaming it) of every other pane; a choice's pane has its stream's."""
+        return [(n, (s.leader or s).task) for n, s in self._mux.slots.items() if n != self._exclude]
 
     @property
     def names(self) -> list[str]:
@@ -106,7 +108,7 @@ class _Slot:
     """The multiplexer's state for one source in one run."""
 
     __slots__ = ("name", "source", "ctx", "task", "text", "reasoning", "got_content", "in_request",
-                 "timeout_reason", "stop_requested", "t_start", "status")
+                 "timeout_reason", "stop_requested", "t_start", "status", "followers", "leader")
 
     def __init__(self, name: str, source: Source, ctx: StreamContext) -> None:
         self.name = name
@@ -121,6 +123,20 @@ class _Slot:
         self.stop_requested = False
         self.t_start = 0.0
         self.status = "queued"
+        #: The panes of this stream's other choices (n > 1): no task of their own, fed by this one.
+        self.followers: list[_Slot] = []
+        #: For such a pane, the slot whose stream feeds it.
+        self.leader: _Slot | None = None
+
+    @property
+    def group(self) -> list[_Slot]:
+        """This slot and the panes of its stream's other choices."""
+        return [self, *self.followers] if self.followers else [self]
+
+    @property
+    def stream_got_content(self) -> bool:
+        """Whether any choice of this stream got content (then it is never retried)."""
+        return self.got_content or any(f.got_content for f in self.followers)
 
 
 def unique_names(sources: Sequence[Source]) -> list[str]:
@@ -153,8 +169,15 @@ class Multiplexer:
         self._pool = pool
         self.slots: dict[str, _Slot] = {}
         for name, src in zip(unique_names(sources), sources):
-            self.slots[name] = _Slot(name, src, StreamContext(name, 0.0, pool, options.connect_timeout))
+            slot = self.slots[name] = _Slot(name, src, StreamContext(name, 0.0, pool, options.connect_timeout))
             self.recorder.add_stream(name, src.model, src.route)
+            count = getattr(src, "choice_count", None)
+            for i in range(1, count(prompt) if count is not None else 1):
+                follower = _Slot(choice_name(name, i), src, slot.ctx)
+                follower.leader = slot
+                slot.followers.append(follower)
+                self.slots[follower.name] = follower
+                self.recorder.add_stream(follower.name, src.model, src.route)
         self._semaphores: dict[str, asyncio.Semaphore] = {}
 
     # -- the hot path ---------------------------------------------------------------------
@@ -172,8 +195,14 @@ class Multiplexer:
         return time.monotonic() - self.t0
 
     def _status(self, slot: _Slot, state: str, detail: str = "") -> None:
+        """A lifecycle change of ``slot``; its other choices' panes follow, except into streaming."""
         slot.status = state
-        self._emit(Status(slot.name, self.now(), state, detail))
+        t = self.now()
+        self._emit(Status(slot.name, t, state, detail))
+        if slot.followers and state != "streaming":
+            for follower in slot.followers:
+                follower.status = state
+                self._emit(Status(follower.name, t, state, detail))
 
     # -- running ----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -185,24 +214,27 @@ class Multiplexer:
     async def _stream(self) -> None:
         self.t0 = time.monotonic()
         self.t0_wall = time.time()
-        for slot in self.slots.values():
+        streams = [slot for slot in self.slots.values() if slot.leader is None]
+        for slot in streams:
             slot.ctx = StreamContext(slot.name, self.t0, self._pool, self.options.connect_timeout)
             if getattr(slot.source, "waits_for_peers", False):
                 slot.ctx.peers = PeerView(self, slot.name)
+            for follower in slot.followers:
+                follower.ctx = slot.ctx
         self.started = True
         for sink in self.sinks:
             sink.on_start(self)
-        for slot in self.slots.values():
+        for slot in streams:
             self._status(slot, "queued")
         if not self.cancelled:
-            for slot in self.slots.values():
+            for slot in streams:
                 slot.task = asyncio.create_task(self._drive(slot), name=f"llmgrid:{slot.name}")
         watchdog = asyncio.create_task(self._watchdog(), name="llmgrid:watchdog")
         try:
             tasks = [s.task for s in self.slots.values() if s.task is not None]
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
-            for slot in self.slots.values():
+            for slot in streams:
                 if slot.task is None:
                     self._status(slot, "cancelled")
         finally:
@@ -224,7 +256,8 @@ class Multiplexer:
 
     async def _prepare(self) -> None:
         """Let sources do slow set-up (start the simulator, import litellm) off the clock."""
-        hooks = [s.source.prepare() for s in self.slots.values() if hasattr(s.source, "prepare")]
+        hooks = [s.source.prepare() for s in self.slots.values()
+                 if s.leader is None and hasattr(s.source, "prepare")]
         results = await asyncio.gather(*hooks, return_exceptions=True)
         for res in results:
             if isinstance(res, BaseException):
@@ -242,6 +275,7 @@ class Multiplexer:
             self.cancelled = True
         for slot in self.slots.values():
             if name is None or slot.name == name:
+                slot = slot.leader or slot  # one choice's pane stops with its stream
                 slot.stop_requested = True
                 if slot.task is not None and not slot.task.done():
                     slot.task.cancel()
@@ -305,8 +339,9 @@ class Multiplexer:
             finally:
                 slot.in_request = False
                 self._record_request(slot, facts)
-            if slot.got_content:
-                resumable = getattr(slot.source, "resumable", True)  # the API continues a prefill
+            if slot.stream_got_content:
+                # Resume where the API continues a prefill, and for one choice only.
+                resumable = getattr(slot.source, "resumable", True) and not slot.followers
                 if not (opts.resume and resumable and resumes < opts.resume_budget and failure.retryable
                         and not slot.stop_requested):
                     self._fail(slot, failure)
@@ -346,27 +381,39 @@ class Multiplexer:
             async for ev in events:
                 kind = ev.kind
                 if kind in CONTENT_KINDS:
-                    if not slot.got_content:
-                        slot.got_content = True
-                        self._status(slot, "streaming")
+                    # Another choice's pane (n > 1) gets its own text; the usual case is one pane.
+                    pane = slot if ev.source == slot.name else self.slots[ev.source]
+                    if not pane.got_content:
+                        pane.got_content = True
+                        self._status(pane, "streaming")
                     if kind == "token" or kind == "final_synthesis":
-                        slot.text.append(ev.text)  # type: ignore[union-attr]
+                        pane.text.append(ev.text)  # type: ignore[union-attr]
                     elif kind == "reasoning":
-                        slot.reasoning.append(ev.text)  # type: ignore[union-attr]
+                        pane.reasoning.append(ev.text)  # type: ignore[union-attr]
                 elif kind == "status":
-                    slot.status = ev.state  # type: ignore[union-attr]
+                    self._emit(ev)
+                    self._status_of_stream(slot, ev)  # type: ignore[arg-type]
+                    continue
                 self._emit(ev)
 
-    @staticmethod
-    def _record_request(slot: _Slot, facts: Any) -> None:
-        facts.t_request = slot.ctx.t_request
-        facts.t_first_message = slot.ctx.t_first_message
-        facts.request_id = slot.ctx.request_id
+    def _status_of_stream(self, slot: _Slot, ev: Status) -> None:
+        slot.status = ev.state
+        for follower in slot.followers:
+            follower.status = ev.state
+            self._emit(Status(follower.name, ev.t_s, ev.state, ev.detail))
+
+    def _record_request(self, slot: _Slot, facts: Any) -> None:
+        for pane in slot.group:
+            pane_facts = self.recorder.streams[pane.name]
+            pane_facts.t_request = slot.ctx.t_request
+            pane_facts.t_first_message = slot.ctx.t_first_message
+            pane_facts.request_id = slot.ctx.request_id
+            pane_facts.attempts = facts.attempts
 
     def _retry_delay(self, slot: _Slot, exc: ProviderError, attempt: int) -> float | None:
         """Seconds to wait before retrying, or None when retrying is unsafe or pointless."""
         opts = self.options
-        if not exc.retryable or slot.got_content or attempt >= opts.retries or slot.stop_requested:
+        if not exc.retryable or slot.stream_got_content or attempt >= opts.retries or slot.stop_requested:
             return None
         delay = min(opts.backoff_max, opts.backoff_base * 2 ** attempt) * random.uniform(0.5, 1.5)
         if exc.retry_after is not None:
@@ -376,9 +423,10 @@ class Multiplexer:
         return delay
 
     def _fail(self, slot: _Slot, exc: ProviderError) -> None:
-        self._emit(Error(slot.name, self.now(), exc.message, recoverable=exc.retryable,
-                         partial_text="".join(slot.text), status_code=exc.status_code,
-                         fatal=True, error_type=exc.kind))
+        for pane in slot.group:
+            self._emit(Error(pane.name, self.now(), exc.message, recoverable=exc.retryable,
+                             partial_text="".join(pane.text), status_code=exc.status_code,
+                             fatal=True, error_type=exc.kind))
         self._status(slot, "failed", exc.message)
 
     async def _watchdog(self) -> None:
@@ -400,7 +448,7 @@ class Multiplexer:
                 if opts.timeout and start is not None and now - start > opts.timeout:
                     reason = f"timed out: no complete answer within {opts.timeout:g} s"
                 elif slot.in_request and slot.ctx.t_request is not None:
-                    if (opts.first_token_timeout and not slot.got_content
+                    if (opts.first_token_timeout and not slot.stream_got_content
                             and now - slot.ctx.t_request > opts.first_token_timeout):
                         reason = f"timed out: no first token within {opts.first_token_timeout:g} s"
                     elif opts.stall_timeout and now - slot.ctx.last_activity > opts.stall_timeout:

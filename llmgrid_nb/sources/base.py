@@ -15,7 +15,12 @@ if TYPE_CHECKING:
 
     from ..clients import ClientPool
 
-__all__ = ["Prompt", "Source", "SourceOptions", "StreamContext"]
+__all__ = ["Prompt", "Source", "SourceOptions", "StreamContext", "choice_name"]
+
+
+def choice_name(name: str, index: int) -> str:
+    """The pane of choice ``index`` (> 0) of a stream of several choices (``n > 1``): ``name[index]``."""
+    return f"{name}[{index}]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,3 +186,9 @@ class Source(Protocol):
         """Raise ConfigError for problems that can be found before any request is sent."""
 
     def stream(self, prompt: Prompt, ctx: StreamContext) -> AsyncIterator[Event]: ...
+
+
+# Optional parts of a source, looked up with getattr: ``async prepare()`` (slow set-up before the
+# run's clock starts), ``resumable`` (False where the API answers a prefill anew), and
+# ``choice_count(prompt)`` (how many choices one request streams; each beyond the first is a pane
+# of its own, named by ``choice_name``, whose events the source yields under that name).

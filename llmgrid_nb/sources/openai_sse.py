@@ -16,7 +16,7 @@ from ..config import Secret
 from ..errors import ConfigError, ProviderError
 from ..events import Done, Error, Event, Reasoning, Refusal, Token, ToolCall, Usage
 from ..sse import ServerSentEvent
-from .base import Prompt, SourceOptions, StreamContext
+from .base import Prompt, SourceOptions, StreamContext, choice_name
 from .http_errors import describe_error_object
 from .http_stream import StreamRequest, empty_answer, resolve_key, stream_events
 
@@ -31,8 +31,9 @@ def count(value: object) -> int | None:
 class OpenAIChunkParser:
     """Turn the payloads of a chat.completion.chunk stream into events. No I/O.
 
-    Only choice 0 is the answer: a stream of several choices (``n > 1``) interleaves them, and
-    mixing them would garble the text, so the others are dropped with one warning. Tool calls
+    A stream of several choices (``n > 1``) interleaves them: with ``choices=n`` each choice
+    ``i > 0`` gets its own pane (``choice_name(source, i)``) and its own events; choices beyond
+    what was asked for are dropped with one warning, never mixed into another's text. Tool calls
     arrive as fragments keyed by ``index``; they are assembled and emitted as one ToolCall when
     the choice finishes (or the stream ends). ``delta.refusal`` is a Refusal, and the finish
     reason then reads ``refusal``. Provider timings and cost (llama.cpp's ``timings``, Groq's
@@ -42,10 +43,12 @@ class OpenAIChunkParser:
     """
 
     __slots__ = ("source", "finish_reason", "_tools", "saw_usage", "done", "messages", "got_content",
-                 "_refused", "_other_choices", "_had_tools", "_failure")
+                 "_refused", "_other_choices", "_had_tools", "_failure", "_choices")
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, *, choices: int = 1) -> None:
         self.source = source
+        #: Decoders of the choices after the first, each streaming to its own pane.
+        self._choices = {i: OpenAIChunkParser(choice_name(source, i)) for i in range(1, choices)}
         self.finish_reason: str | None = None
         self._tools: dict[int, list[Any]] = {}
         self.saw_usage = False
@@ -105,40 +108,50 @@ class OpenAIChunkParser:
         out: list[Event] = []
         for choice in obj.get("choices") or ():
             index = choice.get("index") or 0
-            if index != 0:
-                if index not in self._other_choices:
-                    self._other_choices.add(index)
-                    if len(self._other_choices) == 1:
-                        out.append(Error(self.source, t, "the response has several choices (n > 1): the pane "
-                                         "shows choice 0, the others are dropped", recoverable=False,
-                                         fatal=False, error_type="choices"))
-                continue
-            delta = choice.get("delta") or choice.get("message") or {}
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            if reasoning and isinstance(reasoning, str):
-                self.got_content = True
-                out.append(Reasoning(self.source, t, reasoning))
-            content = delta.get("content")
-            if content and isinstance(content, str):
-                self.got_content = True
-                out.append(Token(self.source, t, content))
-            refusal = delta.get("refusal")
-            if refusal and isinstance(refusal, str):
-                self._refused = True
-                out.append(Refusal(self.source, t, refusal))
-            fragments = delta.get("tool_calls")
-            if fragments:
-                self.add_tool_fragments(fragments)
-            finish = choice.get("finish_reason")
-            if finish:
-                self.finish_reason = "refusal" if self._refused and finish == "stop" else str(finish)
-                out.extend(self.drain_tools(t))
+            if index == 0:
+                self._choice(choice, out, t)
+            elif index in self._choices:
+                self._choices[index]._choice(choice, out, t)
+            elif index not in self._other_choices:
+                self._other_choices.add(index)
+                if len(self._other_choices) == 1:
+                    out.append(Error(self.source, t, "the response has more choices than were asked for (n): "
+                                     "the extra ones are dropped", recoverable=False, fatal=False,
+                                     error_type="choices"))
         usage = obj.get("usage")
         groq = obj.get("x_groq")
         timings = obj.get("timings")
         if usage or timings or (isinstance(groq, dict) and groq.get("usage")):
-            out.append(self._usage(usage or (groq or {}).get("usage") or {}, t, groq, timings))
+            ev = self._usage(usage or (groq or {}).get("usage") or {}, t, groq, timings)
+            if self._choices:  # completion_tokens counts every choice: no pane has its own count
+                out.append(Usage(self.source, t, ev.prompt_tokens, None, None, ev.server))
+                out.extend(Usage(c.source, t, ev.prompt_tokens) for c in self._choices.values())
+            else:
+                out.append(ev)
         return out
+
+    def _choice(self, choice: Mapping[str, Any], out: list[Event], t: float) -> None:
+        """Append the events of one choice's delta (this decoder's pane) to ``out``."""
+        delta = choice.get("delta") or choice.get("message") or {}
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning and isinstance(reasoning, str):
+            self.got_content = True
+            out.append(Reasoning(self.source, t, reasoning))
+        content = delta.get("content")
+        if content and isinstance(content, str):
+            self.got_content = True
+            out.append(Token(self.source, t, content))
+        refusal = delta.get("refusal")
+        if refusal and isinstance(refusal, str):
+            self._refused = True
+            out.append(Refusal(self.source, t, refusal))
+        fragments = delta.get("tool_calls")
+        if fragments:
+            self.add_tool_fragments(fragments)
+        finish = choice.get("finish_reason")
+        if finish:
+            self.finish_reason = "refusal" if self._refused and finish == "stop" else str(finish)
+            out.extend(self.drain_tools(t))
 
     def finish(self, t: float) -> list[Event]:
         """End of stream: pending tool calls and Done, or an error if it was not an answer."""
@@ -161,6 +174,9 @@ class OpenAIChunkParser:
             if empty is not None:
                 raise empty
         out.append(Done(self.source, t, self.finish_reason))
+        for other in self._choices.values():
+            other.done = self.done
+            out.extend(other.finish(t))
         return out
 
     def add_tool_fragments(self, fragments: Sequence[Mapping[str, Any]]) -> None:
@@ -279,9 +295,15 @@ class OpenAICompatible:
         body.update(p.params)
         return body
 
+    def choice_count(self, prompt: Prompt) -> int:
+        """How many choices the request asks for (``n``): each beyond the first gets its own pane."""
+        n = prompt.merged(self.options).params.get("n")
+        return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+
     def stream(self, prompt: Prompt, ctx: StreamContext) -> AsyncIterator[Event]:
         """Send the request and yield events as the SSE stream is parsed."""
-        return stream_events(self.request(prompt), OpenAIChunkParser(ctx.name), ctx)
+        parser = OpenAIChunkParser(ctx.name, choices=self.choice_count(prompt))
+        return stream_events(self.request(prompt), parser, ctx)
 
     def request(self, prompt: Prompt) -> StreamRequest:
         """The streaming request for ``prompt`` (raises ProviderError when a key is missing)."""

@@ -215,3 +215,26 @@ def test_refused_connection_is_retried_then_reported() -> None:
     grid = lg.run("hi", [lg.OpenAICompatible("m", "http://127.0.0.1:9/v1", name="x")], retries=1)
     row = grid.summary.iloc[0]
     assert row.status == "failed" and row.attempts == 2 and "cannot connect to 127.0.0.1:9" in row.error
+
+
+def test_several_choices_fail_together_each_keeping_its_own_partial_text(scripted: ScriptedServer) -> None:
+    two = [json.dumps({"choices": [{"index": 0, "delta": {"content": "zero"}, "finish_reason": None}]}),
+           json.dumps({"choices": [{"index": 1, "delta": {"content": "one"}, "finish_reason": None}]})]
+    scripted.scripts.append(Script(body=[sse(*two)], abort=True))
+    grid = lg.run("hi", [source(scripted)], params={"n": 2}, retries=2)
+    assert grid.texts == {"wire": "zero", "wire[1]": "one"}
+    assert grid.statuses == {"wire": "failed", "wire[1]": "failed"}
+    fatal = {e.source: e.partial_text for e in grid.events if isinstance(e, Error) and e.fatal}
+    assert fatal == {"wire": "zero", "wire[1]": "one"}
+    assert list(grid.summary.attempts) == [1, 1]  # content had arrived: no retry
+
+
+def test_cancelling_one_choices_pane_stops_its_stream(scripted: ScriptedServer) -> None:
+    scripted.scripts.append(Script(body=[sse(chunk({"content": "a"})), 5.0]))
+    grid = lg.start("hi", [source(scripted)], params={"n": 2}, widget=False)
+    deadline = time.monotonic() + 5
+    while grid.statuses.get("wire") != "streaming" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    grid.cancel("wire[1]")
+    grid.wait(5)
+    assert grid.statuses == {"wire": "cancelled", "wire[1]": "cancelled"}

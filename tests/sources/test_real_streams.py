@@ -165,3 +165,26 @@ def test_real_body_decodes_the_same_at_any_byte_boundary(body: str) -> None:
     for _ in range(25):
         assert decode_all(dialect, random_pieces(raw, rng)) == whole, body
     assert decode_all(dialect, [raw[i:i + 1] for i in range(len(raw))]) == whole, body
+
+
+def test_each_choice_of_a_real_n3_stream_gets_its_own_pane(scripted: ScriptedServer) -> None:
+    """OpenAI interleaves the choices of ``n > 1`` in one stream: asked for n=3, the grid shows
+    three panes (``name``, ``name[1]``, ``name[2]``), each with its own text and metrics."""
+    body = "openai_chat/openai_n3_choices.sse"
+    raw = body_bytes(body)
+    texts = ["", "", ""]
+    for line in raw.decode().splitlines():
+        if line.startswith("data: {"):
+            for choice in json.loads(line[6:])["choices"]:
+                texts[choice["index"]] += choice["delta"].get("content") or ""
+    assert len(set(texts)) > 1 or all(texts)
+    scripted.scripts.append(Script(body=random_pieces(raw, random.Random(3), most=64)))
+    grid = lg.run("hi", [lg.OpenAICompatible("m", scripted.url + "/v1", name="real")], params={"n": 3}, retries=0)
+    assert grid.texts == {"real": texts[0], "real[1]": texts[1], "real[2]": texts[2]}
+    assert texts[0] == EXPECTED[body]["text"]
+    summary = grid.summary.set_index("source")
+    assert list(summary.index) == ["real", "real[1]", "real[2]"]
+    assert (summary.status == "done").all() and (summary.finish_reason == "stop").all()
+    assert summary.ttft_s.notna().all() and (summary.n_chunks > 0).all()
+    assert (summary.t_request_s == summary.t_request_s.iloc[0]).all()  # one request feeds them all
+    assert not [e for e in grid.events if isinstance(e, Error)]
