@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import quote
 from typing import Any
 
 from ..config import HOSTED_OPENAI_COMPATIBLE
@@ -93,8 +94,9 @@ def _litellm_route(spec: str, *, label: str) -> LiteLLM:
         if api == "anthropic":
             return LiteLLM(f"anthropic/{rest}", api_base=simulator_url, api_key="sim-no-key", **kwargs)
         if api == "gemini":
-            return LiteLLM(f"gemini/{rest}", api_base=lambda: simulator_url() + "/v1beta", api_key="sim-no-key",
-                           **kwargs)
+            # LiteLLM puts the model into the URL path as it is: the profile's options must be escaped.
+            return LiteLLM(f"gemini/{quote(rest, safe='')}", api_base=lambda: simulator_url() + "/v1beta",
+                           api_key="sim-no-key", **kwargs)
         if api == "responses":
             return LiteLLM(f"openai/responses/{rest}", api_base=_sim_base, api_key="sim-no-key", **kwargs)
         return LiteLLM(f"openai/{rest}", api_base=_sim_base, api_key="sim-no-key", **kwargs)
