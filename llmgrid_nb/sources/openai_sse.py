@@ -65,20 +65,13 @@ class OpenAIChunkParser:
 
     def message(self, event: ServerSentEvent, t: float) -> list[Event]:
         """Parse one server-sent event received at ``t``."""
+        data = event.data
+        if data == "[DONE]":
+            self.done = True
         if self._failure is not None:
             raise self._failure
-        if event.data == "[DONE]":
-            self.done = True
+        if self.done:
             return []
-        return self.feed(event.data, t)
-
-    def unary(self, body: bytes, t: float) -> list[Event]:
-        """A whole non-streamed ``chat.completion`` body: its events, then the end."""
-        self.done = True
-        return self.feed(body.decode("utf-8", errors="replace"), t) + self.finish(t)
-
-    def feed(self, data: str, t: float) -> list[Event]:
-        """Parse one ``data`` payload received at ``t``."""
         self.messages += 1
         try:
             obj = json.loads(data)
@@ -94,6 +87,16 @@ class OpenAIChunkParser:
             return [Error(self.source, t, f"skipped an event of unexpected shape: {data[:80]!r}",
                           recoverable=True, fatal=False, error_type="parse")]
 
+    def feed(self, data: str, t: float) -> list[Event]:
+        """Parse one ``data`` payload received at ``t`` (as ``message`` does)."""
+        return self.message(ServerSentEvent("message", data), t)
+
+    def unary(self, body: bytes, t: float) -> list[Event]:
+        """A whole non-streamed ``chat.completion`` body: its events, then the end."""
+        events = self.feed(body.decode("utf-8", errors="replace"), t)
+        self.done = True
+        return events + self.finish(t)
+
     def _parse(self, obj: dict[str, Any], t: float) -> list[Event]:
         if obj.get("error") is not None:
             message = describe_error_object(obj) or "the provider sent an error"
@@ -108,20 +111,40 @@ class OpenAIChunkParser:
         out: list[Event] = []
         for choice in obj.get("choices") or ():
             index = choice.get("index") or 0
-            if index == 0:
-                self._choice(choice, out, t)
-            elif index in self._choices:
-                self._choices[index]._choice(choice, out, t)
-            elif index not in self._other_choices:
-                self._other_choices.add(index)
-                if len(self._other_choices) == 1:
-                    out.append(Error(self.source, t, "the response has more choices than were asked for (n): "
-                                     "the extra ones are dropped", recoverable=False, fatal=False,
-                                     error_type="choices"))
+            pane = self if index == 0 else self._choices.get(index)
+            if pane is None:
+                if index not in self._other_choices:
+                    self._other_choices.add(index)
+                    if len(self._other_choices) == 1:
+                        out.append(Error(self.source, t, "the response has more choices than were asked for (n): "
+                                         "the extra ones are dropped", recoverable=False, fatal=False,
+                                         error_type="choices"))
+                continue
+            delta = choice.get("delta") or choice.get("message") or {}
+            for key, value in delta.items():  # one pass: most deltas hold one or two keys
+                if not value:
+                    continue
+                if key == "content":
+                    if isinstance(value, str):
+                        pane.got_content = True
+                        out.append(Token(pane.source, t, value))
+                elif key == "reasoning_content" or key == "reasoning":
+                    if isinstance(value, str):
+                        pane.got_content = True
+                        out.append(Reasoning(pane.source, t, value))
+                elif key == "refusal":
+                    if isinstance(value, str):
+                        pane._refused = True
+                        out.append(Refusal(pane.source, t, value))
+                elif key == "tool_calls":
+                    pane.add_tool_fragments(value)
+            finish = choice.get("finish_reason")
+            if finish:
+                pane.finish_reason = "refusal" if pane._refused and finish == "stop" else str(finish)
+                out.extend(pane.drain_tools(t))
         usage = obj.get("usage")
-        groq = obj.get("x_groq")
-        timings = obj.get("timings")
-        if usage or timings or (isinstance(groq, dict) and groq.get("usage")):
+        if usage or "timings" in obj or "x_groq" in obj:
+            groq, timings = obj.get("x_groq"), obj.get("timings")
             ev = self._usage(usage or (groq or {}).get("usage") or {}, t, groq, timings)
             if self._choices:  # completion_tokens counts every choice: no pane has its own count
                 out.append(Usage(self.source, t, ev.prompt_tokens, None, None, ev.server))
@@ -129,29 +152,6 @@ class OpenAIChunkParser:
             else:
                 out.append(ev)
         return out
-
-    def _choice(self, choice: Mapping[str, Any], out: list[Event], t: float) -> None:
-        """Append the events of one choice's delta (this decoder's pane) to ``out``."""
-        delta = choice.get("delta") or choice.get("message") or {}
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if reasoning and isinstance(reasoning, str):
-            self.got_content = True
-            out.append(Reasoning(self.source, t, reasoning))
-        content = delta.get("content")
-        if content and isinstance(content, str):
-            self.got_content = True
-            out.append(Token(self.source, t, content))
-        refusal = delta.get("refusal")
-        if refusal and isinstance(refusal, str):
-            self._refused = True
-            out.append(Refusal(self.source, t, refusal))
-        fragments = delta.get("tool_calls")
-        if fragments:
-            self.add_tool_fragments(fragments)
-        finish = choice.get("finish_reason")
-        if finish:
-            self.finish_reason = "refusal" if self._refused and finish == "stop" else str(finish)
-            out.extend(self.drain_tools(t))
 
     def finish(self, t: float) -> list[Event]:
         """End of stream: pending tool calls and Done, or an error if it was not an answer."""
