@@ -13,10 +13,11 @@ from typing import Any
 
 from ..config import Secret
 from ..errors import ConfigError, ProviderError
-from ..events import Done, Error, Event, Reasoning, Token, ToolCall, Usage
+from ..events import Done, Event, Reasoning, Token, ToolCall, Usage
 from ..sse import ServerSentEvent
 from .base import Prompt, SourceOptions, StreamContext
-from .http_stream import StreamRequest, empty_answer, resolve_key, stream_events
+from .payloads import decode_payload
+from .http_stream import DirectSource, StreamRequest, empty_answer, resolve_key, stream_events
 from .openai_sse import count
 
 __all__ = ["ANTHROPIC_VERSION", "Anthropic", "AnthropicDecoder", "DEFAULT_MAX_TOKENS"]
@@ -64,19 +65,8 @@ class AnthropicDecoder:
     def message(self, event: ServerSentEvent, t: float) -> list[Event]:
         """Parse one server-sent event received at ``t``."""
         self.messages += 1
-        try:
-            obj = json.loads(event.data)
-        except ValueError:
-            return [Error(self.source, t, f"skipped a malformed event: {event.data[:80]!r}",
-                          recoverable=True, fatal=False, error_type="parse")]
-        if not isinstance(obj, dict):
-            return [Error(self.source, t, f"skipped an event that is not a JSON object: {event.data[:80]!r}",
-                          recoverable=True, fatal=False, error_type="parse")]
-        try:
-            return self._dispatch(str(obj.get("type") or event.event), obj, t)
-        except (TypeError, AttributeError, KeyError, IndexError, ValueError):
-            return [Error(self.source, t, f"skipped an event of unexpected shape: {event.data[:80]!r}",
-                          recoverable=True, fatal=False, error_type="parse")]
+        return decode_payload(self.source, event.data, t,
+                              lambda obj, t: self._dispatch(str(obj.get("type") or event.event), obj, t))
 
     def _dispatch(self, kind: str, obj: dict[str, Any], t: float) -> list[Event]:
         if kind == "content_block_delta":
@@ -194,7 +184,7 @@ class AnthropicDecoder:
         return out + self.finish(t)
 
 
-class Anthropic:
+class Anthropic(DirectSource):
     """A Claude model over Anthropic's Messages API, streamed directly (key: ANTHROPIC_API_KEY).
 
     ``thinking_budget`` turns extended thinking on with that many budget tokens (shown as the
@@ -226,19 +216,9 @@ class Anthropic:
         self.thinking_budget = thinking_budget
         self.headers = dict(headers or {})
 
-    def __repr__(self) -> str:
-        return f"Anthropic(model={self.model!r}, base_url={self.base_url!r}, name={self.name!r})"
-
-    @property
-    def host(self) -> str | None:
-        from ..clients import host_key
-
-        return host_key(self.base_url)
-
     def validate(self) -> None:
         """Check the base URL and the thinking budget before anything is sent."""
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{self.name}: base_url must start with http:// or https://, got {self.base_url!r}")
+        super().validate()
         if self.thinking_budget is not None and self.thinking_budget < 1024:
             raise ConfigError(f"{self.name}: thinking_budget must be at least 1024 tokens (Anthropic's minimum)")
 

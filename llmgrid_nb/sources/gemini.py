@@ -20,7 +20,8 @@ from ..events import Done, Error, Event, Reasoning, Token, ToolCall, Usage
 from ..sse import ServerSentEvent
 from .base import Prompt, SourceOptions, StreamContext
 from .http_errors import describe_error_object, google_retry_delay
-from .http_stream import StreamRequest, empty_answer, resolve_key, stream_events
+from .payloads import decode_payload
+from .http_stream import DirectSource, StreamRequest, empty_answer, resolve_key, stream_events
 from .openai_sse import count
 
 __all__ = ["Gemini", "GeminiDecoder", "KEY_ENV", "finish_reason", "json_path_segments", "stream_error"]
@@ -216,34 +217,16 @@ class GeminiDecoder:
         try:
             obj = json.loads(text)
         except ValueError:
-            self.messages += 1
-            out.append(self._warning(t, "skipped a malformed body", text))
-        else:
-            for item in obj if isinstance(obj, list) else (obj,):
-                self.messages += 1
-                out.extend(self._checked(item, text, t))
+            obj = None
+        items = obj if isinstance(obj, list) else [obj]
+        for item in items:  # one response object, or a JSON array of them
+            out.extend(self.feed(json.dumps(item) if item is not None else text, t))
         return out + self.finish(t)
 
     def feed(self, data: str, t: float) -> list[Event]:
         """Parse one ``data`` payload received at ``t``."""
         self.messages += 1
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            return [self._warning(t, "skipped a malformed event", data)]
-        return self._checked(obj, data, t)
-
-    def _checked(self, obj: Any, data: str, t: float) -> list[Event]:
-        if not isinstance(obj, dict):
-            return [self._warning(t, "skipped an event that is not a JSON object", data)]
-        try:
-            return self._parse(obj, t)
-        except (TypeError, AttributeError, KeyError, IndexError, ValueError):
-            return [self._warning(t, "skipped an event of unexpected shape", data)]
-
-    def _warning(self, t: float, what: str, data: str) -> Error:
-        return Error(self.source, t, f"{what}: {data[:80]!r}", recoverable=True, fatal=False,
-                     error_type="parse")
+        return decode_payload(self.source, data, t, self._parse)
 
     def _parse(self, obj: dict[str, Any], t: float) -> list[Event]:
         if obj.get("error") is not None:
@@ -378,7 +361,7 @@ def _merged(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class Gemini:
+class Gemini(DirectSource):
     """A model behind Google's Gemini API (or a proxy speaking it), streamed directly.
 
     ``api_key`` may be a string or Secret; without one, ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY``
@@ -415,9 +398,6 @@ class Gemini:
         self.thinking_budget = thinking_budget
         self.include_thoughts = include_thoughts
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(model={self.model!r}, base_url={self._base_url!r}, name={self.name!r})"
-
     @property
     def base_url(self) -> str:
         """The API base, ending before ``/models/...``."""
@@ -437,9 +417,7 @@ class Gemini:
 
     def validate(self) -> None:
         """Check the base URL and the thinking budget before anything is sent."""
-        url = self._base_url
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"{self.name}: base_url must start with http:// or https://, got {url!r}")
+        super().validate()
         budget = self.thinking_budget
         if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < -1):
             raise ConfigError(f"{self.name}: thinking_budget must be an integer: -1 (dynamic), 0 (off) "

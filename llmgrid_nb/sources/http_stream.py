@@ -15,14 +15,14 @@ from typing import Any, Protocol
 import httpx
 
 from ..config import Secret, env_key
-from ..errors import ProviderError
+from ..errors import ConfigError, ProviderError
 from ..events import Error, Event, Status
 from ..rx_stamps import receive_time
 from ..sse import ServerSentEvent, SSEDecoder
 from .base import StreamContext
 from .http_errors import error_from_response, translate_transport_error
 
-__all__ = ["EventDecoder", "StreamRequest", "empty_answer", "resolve_key", "stream_events"]
+__all__ = ["DirectSource", "EventDecoder", "StreamRequest", "empty_answer", "resolve_key", "stream_events"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,29 @@ class EventDecoder(Protocol):
     def message(self, event: ServerSentEvent, t: float) -> list[Event]: ...
 
     def finish(self, t: float) -> list[Event]: ...
+
+
+class DirectSource:
+    """What the direct HTTP sources share: the host key their concurrency limit uses, a repr
+    that never shows a key, and the check of their base URL."""
+
+    name: str
+    model: str
+    base_url: str
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r}, name={self.name!r})"
+
+    @property
+    def host(self) -> str | None:
+        from ..clients import host_key
+
+        return host_key(self.base_url)
+
+    def validate(self) -> None:
+        """Check the base URL before anything is sent."""
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{self.name}: base_url must start with http:// or https://, got {self.base_url!r}")
 
 
 def empty_answer(finish_reason: str | None, what_arrived: str) -> ProviderError | None:

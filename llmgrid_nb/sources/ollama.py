@@ -16,6 +16,7 @@ from ..rx_stamps import receive_time
 from .base import Prompt, SourceOptions, StreamContext
 from .http_errors import describe_error_object, error_from_response, translate_transport_error
 from .openai_sse import count
+from .payloads import decode_payload
 
 __all__ = ["OLLAMA_TIMINGS", "Ollama", "OllamaLineParser"]
 
@@ -38,19 +39,7 @@ class OllamaLineParser:
         """Parse one line received at ``t``."""
         if not line.strip():
             return []
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            return [Error(self.source, t, f"skipped a malformed line: {line[:80]!r}",
-                          recoverable=True, fatal=False, error_type="parse")]
-        if not isinstance(obj, dict):
-            return [Error(self.source, t, f"skipped a line that is not a JSON object: {line[:80]!r}",
-                          recoverable=True, fatal=False, error_type="parse")]
-        try:
-            return self._parse(obj, t)
-        except (TypeError, AttributeError, KeyError, IndexError, ValueError):
-            return [Error(self.source, t, f"skipped a line of unexpected shape: {line[:80]!r}",
-                          recoverable=True, fatal=False, error_type="parse")]
+        return decode_payload(self.source, line, t, self._parse, unit="line")
 
     def _parse(self, obj: dict[str, Any], t: float) -> list[Event]:
         if obj.get("error") is not None:

@@ -15,11 +15,12 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..config import Secret
-from ..errors import ConfigError, ProviderError
-from ..events import Done, Error, Event, Reasoning, Refusal, Token, ToolCall, Usage
+from ..errors import ProviderError
+from ..events import Done, Event, Reasoning, Refusal, Token, ToolCall, Usage
 from ..sse import ServerSentEvent
 from .base import Prompt, SourceOptions, StreamContext
-from .http_stream import StreamRequest, empty_answer, resolve_key, stream_events
+from .payloads import decode_payload
+from .http_stream import DirectSource, StreamRequest, empty_answer, resolve_key, stream_events
 from .openai_sse import count, server_figures
 
 __all__ = ["AZURE_HOST_SUFFIXES", "OpenAIResponses", "ResponsesDecoder", "is_reasoning_model"]
@@ -95,22 +96,11 @@ class ResponsesDecoder:
         if data == "[DONE]":  # not OpenAI's, but proxies that bridge chat completions send it
             self.done = True
             return []
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            return [Error(self.source, t, f"skipped a malformed event: {data[:80]!r}",
-                          recoverable=True, fatal=False, error_type="parse")]
-        if not isinstance(obj, dict):
-            return [Error(self.source, t, f"skipped an event that is not a JSON object: {data[:80]!r}",
-                          recoverable=True, fatal=False, error_type="parse")]
-        handler = _HANDLERS.get(obj.get("type") or event.event)
-        if handler is None:
-            return []
-        try:
-            return handler(self, obj, t)
-        except (TypeError, AttributeError, KeyError, IndexError, ValueError):
-            return [Error(self.source, t, f"skipped an event of unexpected shape: {data[:80]!r}",
-                          recoverable=True, fatal=False, error_type="parse")]
+        return decode_payload(self.source, data, t, lambda obj, t: self._handle(obj, event.event, t))
+
+    def _handle(self, obj: dict[str, Any], event: str, t: float) -> list[Event]:
+        handler = _HANDLERS.get(obj.get("type") or event)
+        return [] if handler is None else handler(self, obj, t)
 
     def _text(self, obj: dict[str, Any], t: float) -> list[Event]:
         delta = obj.get("delta")
@@ -330,7 +320,7 @@ _HANDLERS: dict[str, Callable[[ResponsesDecoder, dict[str, Any], float], list[Ev
 }
 
 
-class OpenAIResponses:
+class OpenAIResponses(DirectSource):
     """A model behind OpenAI's (or Azure's) ``/responses`` endpoint, streamed directly.
 
     Key: ``api_key`` (str or Secret), else OPENAI_API_KEY (AZURE_OPENAI_API_KEY or AZURE_API_KEY
@@ -366,15 +356,7 @@ class OpenAIResponses:
         self.reasoning_summary = (("auto" if is_reasoning_model(model) else None)
                                   if reasoning_summary is _Default.FOR_MODEL else reasoning_summary)
         self.headers = dict(headers or {})
-
-    def __repr__(self) -> str:
-        return f"OpenAIResponses(model={self.model!r}, base_url={self.base_url!r}, name={self.name!r})"
-
-    @property
-    def host(self) -> str | None:
-        from ..clients import host_key
-
-        return host_key(self.base_url)
+        self._key_env: tuple[str, ...] | None = None
 
     @property
     def azure(self) -> bool:
@@ -383,19 +365,21 @@ class OpenAIResponses:
 
     @property
     def key_env(self) -> tuple[str, ...]:
-        """The variables the key is read from when ``api_key`` is not given."""
+        """The variables the key is read from when ``api_key`` is not given (settable, as
+        ``--api-key-env`` does)."""
+        if self._key_env is not None:
+            return self._key_env
         return ("AZURE_OPENAI_API_KEY", "AZURE_API_KEY") if self.azure else ("OPENAI_API_KEY",)
+
+    @key_env.setter
+    def key_env(self, names: tuple[str, ...]) -> None:
+        self._key_env = tuple(names)
 
     @property
     def url(self) -> str:
         """``{base_url}/responses``, keeping a query string (Azure's ``?api-version=``)."""
         parts = urlsplit(self.base_url)
         return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/responses"))
-
-    def validate(self) -> None:
-        """Check the base URL before anything is sent."""
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{self.name}: base_url must start with http:// or https://, got {self.base_url!r}")
 
     def request_body(self, prompt: Prompt) -> dict[str, Any]:
         """The JSON body of the streaming request: the system text as ``instructions``."""

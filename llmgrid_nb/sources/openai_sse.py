@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from ..config import Secret
-from ..errors import ConfigError, ProviderError
+from ..errors import ProviderError
 from ..events import Done, Error, Event, Reasoning, Refusal, Token, ToolCall, Usage
 from ..sse import ServerSentEvent
 from .base import Prompt, SourceOptions, StreamContext, choice_name
 from .http_errors import describe_error_object
-from .http_stream import StreamRequest, empty_answer, resolve_key, stream_events
+from .payloads import decode_payload
+from .http_stream import DirectSource, StreamRequest, empty_answer, resolve_key, stream_events
 
 __all__ = ["OpenAIChunkParser", "OpenAICompatible", "count", "server_figures"]
 
@@ -73,19 +74,7 @@ class OpenAIChunkParser:
         if self.done:
             return []
         self.messages += 1
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            return [Error(self.source, t, f"skipped a malformed event: {data[:80]!r}",
-                          recoverable=True, fatal=False, error_type="parse")]
-        if not isinstance(obj, dict):
-            return [Error(self.source, t, f"skipped an event that is not a JSON object: {data[:80]!r}",
-                          recoverable=True, fatal=False, error_type="parse")]
-        try:
-            return self._parse(obj, t)
-        except (TypeError, AttributeError, KeyError, IndexError, ValueError):
-            return [Error(self.source, t, f"skipped an event of unexpected shape: {data[:80]!r}",
-                          recoverable=True, fatal=False, error_type="parse")]
+        return decode_payload(self.source, data, t, self._parse)
 
     def feed(self, data: str, t: float) -> list[Event]:
         """Parse one ``data`` payload received at ``t`` (as ``message`` does)."""
@@ -227,7 +216,7 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-class OpenAICompatible:
+class OpenAICompatible(DirectSource):
     """A model behind any OpenAI-compatible ``/chat/completions`` endpoint, streamed directly.
 
     ``api_key`` may be a string or Secret; without one the first set variable of ``key_env``
@@ -259,25 +248,10 @@ class OpenAICompatible:
         self.options = SourceOptions(system, temperature, max_tokens, dict(extra_body or {}))
         self.headers = dict(headers or {})
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(model={self.model!r}, base_url={self._base_url!r}, name={self.name!r})"
-
     @property
     def base_url(self) -> str:
         """The API base, ending before ``/chat/completions``."""
         return self._base_url
-
-    @property
-    def host(self) -> str | None:
-        from ..clients import host_key
-
-        return host_key(self.base_url)
-
-    def validate(self) -> None:
-        """Check the base URL before anything is sent."""
-        url = self._base_url
-        if url and not url.startswith(("http://", "https://")):
-            raise ConfigError(f"{self.name}: base_url must start with http:// or https://, got {url!r}")
 
     def request_body(self, prompt: Prompt) -> dict[str, Any]:
         """The JSON body of the streaming request."""
