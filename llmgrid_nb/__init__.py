@@ -24,6 +24,7 @@ from .events import (
 from .export import ExportedFiles, html_report, read_exported, to_csv, to_parquet
 from .grid import Grid
 from .history import History, history, log_to
+from .leaderboard import leaderboard
 from .sources.anthropic import Anthropic
 from .sources.brave import Brave
 from .sources.gemini import Gemini
@@ -33,6 +34,7 @@ from .sources.ollama import Ollama
 from .sources.openai_responses import OpenAIResponses
 from .sources.openai_sse import OpenAICompatible
 from .sources.simulated import Simulated
+from .votes import votes
 
 __version__ = "0.1.0"
 
@@ -88,6 +90,7 @@ __all__ = [
     "bench",
     "history",
     "html_report",
+    "leaderboard",
     "load_dotenv",
     "log_to",
     "read_exported",
@@ -95,4 +98,5 @@ __all__ = [
     "start",
     "to_csv",
     "to_parquet",
+    "votes",
 ]
