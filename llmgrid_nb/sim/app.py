@@ -178,7 +178,8 @@ class SimApp:
         opts = request.options
         fault = opts.fault or self.flaky.pick(opts.profile, request.seed, opts.fault_defaults)
         record = SendRecord(
-            request_id, request.model, opts.profile.name, t0, fault.kind if fault else None, user_turns=request.user_turns
+            request_id, request.model, opts.profile.name, t0, fault.kind if fault else None, user_turns=request.user_turns,
+            transcript=request.transcript,
         )
         self.log.add(record)
         headers = [*dialect.headers(request_id), (b"x-sim-request-id", request_id.encode())]

@@ -17,7 +17,8 @@ class SendRecord:
     shared by all processes on Linux, so a client on the same machine can compare them
     with its own receive times). Each send time is taken right after the chunk was handed
     to the transport, which writes it to the socket at once. ``user_turns`` counts the user
-    messages the request carried, whichever dialect it came in.
+    messages the request carried, whichever dialect it came in, and ``transcript`` every turn's
+    (role, text).
     """
 
     request_id: str
@@ -28,6 +29,7 @@ class SendRecord:
     send_times: list[float] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
     user_turns: int = 0
+    transcript: list[tuple[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The record as the ``/_sim/log/<id>`` endpoint returns it."""
@@ -40,6 +42,7 @@ class SendRecord:
             "kinds": list(self.kinds),
             "fault": self.fault,
             "user_turns": self.user_turns,
+            "transcript": [list(turn) for turn in self.transcript],
         }
 
 

@@ -44,6 +44,8 @@ class Prompt:
     params: Mapping[str, Any] = field(default_factory=dict)
     #: For resuming a broken stream: the answer so far, sent as an assistant prefill to continue.
     assistant_prefix: str = ""
+    #: The conversation before this prompt (role/content messages, system included), oldest first.
+    history: tuple[Mapping[str, str], ...] = ()
 
     def merged(self, options: SourceOptions) -> Prompt:
         """This prompt with a source's own options taking precedence."""
@@ -54,15 +56,23 @@ class Prompt:
             options.max_tokens if options.max_tokens is not None else self.max_tokens,
             {**self.params, **options.extra_body},
             self.assistant_prefix,
+            self.history,
         )
 
     def continued(self, prefix: str) -> Prompt:
         """The same request, asking the model to continue ``prefix`` (a partial answer)."""
         return dataclasses.replace(self, assistant_prefix=prefix)
 
+    def with_history(self, history: tuple[Mapping[str, str], ...]) -> Prompt:
+        """The same request as the next turn of the conversation ``history``."""
+        return dataclasses.replace(self, history=history)
+
     def messages(self) -> list[dict[str, str]]:
-        """The chat messages: an optional system message, the prompt, an optional prefill."""
-        msgs = [{"role": "system", "content": self.system}] if self.system else []
+        """The chat messages: the system message (the run's, unless the history has its own),
+        the conversation so far, the prompt, and an optional prefill."""
+        has_system = any(m["role"] == "system" for m in self.history)
+        msgs = [{"role": "system", "content": self.system}] if self.system and not has_system else []
+        msgs.extend({"role": m["role"], "content": m["content"]} for m in self.history)
         msgs.append({"role": "user", "content": self.text})
         if self.assistant_prefix:
             msgs.append({"role": "assistant", "content": self.assistant_prefix})

@@ -384,13 +384,15 @@ class OpenAIResponses(DirectSource):
     def request_body(self, prompt: Prompt) -> dict[str, Any]:
         """The JSON body of the streaming request: the system text as ``instructions``."""
         p = prompt.merged(self.options)
+        messages = p.messages()
         body: dict[str, Any] = {
             "model": self.model,
-            "input": [m for m in p.messages() if m["role"] != "system"],
+            "input": [m for m in messages if m["role"] != "system"],
             "stream": True,
         }
-        if p.system:
-            body["instructions"] = p.system
+        system = [m["content"] for m in messages if m["role"] == "system"]
+        if system:
+            body["instructions"] = "\n\n".join(system)
         if p.max_tokens is not None:
             body["max_output_tokens"] = p.max_tokens
         if p.temperature is not None:

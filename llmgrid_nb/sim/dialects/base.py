@@ -77,6 +77,18 @@ class ChatRequest:
         """How many user turns the request carried."""
         return sum(1 for m in self.messages if m.get("role") == "user")
 
+    @property
+    def transcript(self) -> list[tuple[str, str]]:
+        """(role, text) of every turn the request carried, in the dialect-free shape, so a test
+        can check that a conversation's history reached the server as it was sent."""
+        out = []
+        for m in self.messages:
+            content = m.get("content")
+            if isinstance(content, list):
+                content = "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
+            out.append((str(m.get("role")), content if isinstance(content, str) else ""))
+        return out
+
 
 class Dialect(Protocol):
     """One provider's wire protocol: request parsing, error bodies and headers, and its encoder."""
