@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .config import HOSTED_OPENAI_COMPATIBLE, Secret, env_key
 from .history import History
+from .metrics import SUMMARY_DTYPES, typed_summary
 from .plots import _prompt_title, plot_run
 
 if TYPE_CHECKING:
@@ -24,13 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ExportedFiles", "html_report", "read_exported", "to_csv", "to_parquet"]
 
-#: Columns holding text (pandas "string" dtype); the rest are numbers.
-_STRING_COLUMNS = frozenset({
-    "run_id", "prompt", "source", "kind", "text", "model", "route", "status", "tokens_source",
-    "finish_reason", "error", "error_type", "request_id",
-})
-#: Counts that may be missing (pandas "Int64").
-_NULLABLE_INT_COLUMNS = frozenset({"prompt_tokens", "output_tokens", "reasoning_tokens"})
+#: Columns holding text (pandas "string" dtype); the rest are numbers (summary: SUMMARY_DTYPES).
+_STRING_COLUMNS = frozenset({"prompt", "kind", "text"} | {c for c, d in SUMMARY_DTYPES.items() if d == "string"})
 #: Environment variables whose values are masked in a report, should one ever reach its text.
 _KEY_VARIABLES = tuple(sorted(
     {name for p in HOSTED_OPENAI_COMPATIBLE.values() for name in p.key_env}
@@ -87,10 +83,11 @@ def read_exported(files: ExportedFiles | tuple[str | Path, str | Path]) -> Histo
     """Read files written by ``to_csv`` or ``to_parquet`` back into DataFrames with their dtypes.
 
     CSV cannot tell an empty string from a missing value: an empty text field reads back as ""
-    in ``chunks.text`` and as missing elsewhere, which is how the run recorded them.
+    in ``chunks.text`` and in the summary's answer columns, and as missing elsewhere, which is
+    how the run recorded them.
     """
     chunks_path, summary_path = (Path(p) for p in files)
-    return History(_read(chunks_path, text_is_never_missing=True), _read(summary_path))
+    return History(_read(chunks_path, text_is_never_missing=True), typed_summary(_read(summary_path)))
 
 
 def _read(path: Path, *, text_is_never_missing: bool = False) -> pd.DataFrame:
@@ -110,8 +107,6 @@ def _read(path: Path, *, text_is_never_missing: bool = False) -> pd.DataFrame:
     for col in df.columns:
         if col in _STRING_COLUMNS:
             df[col] = df[col].astype("string")
-        elif col in _NULLABLE_INT_COLUMNS:
-            df[col] = df[col].astype("Int64")
     return df
 
 

@@ -19,10 +19,17 @@ role chunks and usage-only chunks are not content):
 - ``icl_*``  inter-chunk latency: the gaps between consecutive content chunks (the full
   distribution is ``gap_s`` of content rows in ``chunks``); p50/p95/p99 here.
 - ``stalls``  content gaps longer than the stall threshold (default 1 s).
+- ``cost_usd`` = ``input_cost_usd`` + ``output_cost_usd``: the provider's own figure, else the
+  reported usage at LiteLLM's bundled prices, else NA; ``cost_source`` says which ("provider",
+  "price-table", "simulated", "unknown") and ``price_source`` where the prices came from (see
+  ``llmgrid_nb.cost``).
+- ``text``, ``reasoning``, ``refusal``: what the stream said, joined from its chunks (partial
+  after a failure); ``tool_calls``: its tool calls as a JSON list of {id, name, arguments}.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,7 +41,8 @@ from .tokens import count_tokens
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CHUNK_COLUMNS", "SUMMARY_COLUMNS", "ChunkRecorder", "StreamFacts", "stream_metrics"]
+__all__ = ["CHUNK_COLUMNS", "SUMMARY_COLUMNS", "SUMMARY_DTYPES", "ChunkRecorder", "StreamFacts", "stream_metrics",
+           "typed_summary"]
 
 CHUNK_COLUMNS = ("run_id", "source", "seq", "kind", "t_s", "gap_s", "chars", "tokens", "text")
 SUMMARY_COLUMNS = (
@@ -42,8 +50,20 @@ SUMMARY_COLUMNS = (
     "n_chunks", "prompt_tokens", "output_tokens", "reasoning_tokens", "tokens_source", "tpot_s",
     "decode_tokens_per_s", "e2e_tokens_per_s", "icl_p50_s", "icl_p95_s", "icl_p99_s", "stalls",
     "max_gap_s", "finish_reason", "error", "error_type", "attempts", "warnings", "resumed", "chars",
-    "t_request_s", "request_id",
+    "t_request_s", "request_id", "cost_usd", "input_cost_usd", "output_cost_usd", "cost_source",
+    "price_source", "text", "reasoning", "refusal", "tool_calls",
 )
+#: The pandas dtype of every summary column that is not a plain float64 or int64.
+SUMMARY_DTYPES: Mapping[str, str] = {
+    **dict.fromkeys(("run_id", "source", "model", "route", "status", "tokens_source", "finish_reason", "error",
+                     "error_type", "request_id", "cost_source", "price_source", "text", "reasoning", "refusal",
+                     "tool_calls"), "string"),
+    **dict.fromkeys(("prompt_tokens", "output_tokens", "reasoning_tokens"), "Int64"),
+    **dict.fromkeys(("cost_usd", "input_cost_usd", "output_cost_usd"), "Float64"),
+    "t_request_s": "float64",
+}
+#: Answer columns that are never missing: an empty answer is "" (and no tool calls "[]").
+ANSWER_DEFAULTS: Mapping[str, str] = {"text": "", "reasoning": "", "refusal": "", "tool_calls": "[]"}
 _NAN = math.nan
 
 
@@ -69,6 +89,12 @@ class StreamFacts:
     request_id: str | None = None
     resumed: int = 0
 
+    @property
+    def usage_reported(self) -> bool:
+        """Whether ``output_tokens`` is the provider's own count for the whole answer (a resumed
+        stream's usage covers only its last request)."""
+        return self.output_tokens is not None and not self.resumed
+
 
 def _describe(ev: Any) -> str:
     kind = ev.kind
@@ -91,7 +117,7 @@ _TEXT_KINDS = frozenset({"token", "reasoning", "refusal", "final_synthesis", "in
 class ChunkRecorder:
     """Record every non-status event as a row in plain lists; build DataFrames on demand."""
 
-    __slots__ = ("run_id", "streams", "_source", "_seq", "_kind", "_t", "_text", "_seqs")
+    __slots__ = ("run_id", "streams", "_source", "_seq", "_kind", "_t", "_text", "_seqs", "_tool_calls")
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
@@ -102,6 +128,8 @@ class ChunkRecorder:
         self._t: list[float] = []
         self._text: list[str] = []
         self._seqs: dict[str, int] = {}
+        #: Each source's tool calls with their ids (a row's text has only ``name(arguments)``).
+        self._tool_calls: dict[str, list[dict[str, str]]] = {}
 
     def add_stream(self, source: str, model: str, route: str) -> StreamFacts:
         """Register a stream before its first event."""
@@ -125,6 +153,9 @@ class ChunkRecorder:
                 self._merge_usage(facts, ev)
             elif kind == "done":
                 facts.finish_reason = ev.finish_reason  # type: ignore[union-attr]
+            elif kind == "tool_call":
+                self._tool_calls.setdefault(source, []).append(
+                    {"id": ev.id, "name": ev.name, "arguments": ev.arguments})  # type: ignore[union-attr]
             elif kind == "error":
                 if ev.fatal:  # type: ignore[union-attr]
                     facts.error = ev.message  # type: ignore[union-attr]
@@ -193,20 +224,28 @@ class ChunkRecorder:
         import numpy as np
         import pandas as pd
 
+        from .cost import price_for, stream_cost
+
         n = len(self._t)
         times = np.asarray(self._t[:n], dtype=np.float64)
+        all_kinds, all_text = self._kind, self._text
         content_rows: dict[str, list[int]] = {src: [] for src in self.streams}
-        for i, (src, kind) in enumerate(zip(self._source[:n], self._kind[:n])):
+        for i, (src, kind) in enumerate(zip(self._source[:n], all_kinds[:n])):
             if kind in CONTENT_KINDS:
                 content_rows[src].append(i)
         rows = []
         for src, facts in self.streams.items():
             idx = content_rows[src]
-            kinds = [self._kind[i] for i in idx]
-            content_text = "".join(self._text[i] for i in idx if self._kind[i] != "tool_call")
-            if facts.output_tokens is not None and not facts.resumed:
+            kinds = [all_kinds[i] for i in idx]
+            said: dict[str, list[str]] = {"token": [], "final_synthesis": [], "reasoning": [], "refusal": [], "tool_call": []}
+            for i, kind in zip(idx, kinds):
+                said[kind].append(all_text[i])
+            text = "".join(said["token"]) + "".join(said["final_synthesis"])
+            reasoning, refusal = "".join(said["reasoning"]), "".join(said["refusal"])
+            if facts.usage_reported:
                 n_tokens, token_source = facts.output_tokens, "usage"
             else:
+                content_text = "".join(all_text[i] for i, k in zip(idx, kinds) if k != "tool_call")
                 counted = count_tokens([content_text], facts.model) if idx else None
                 if counted is not None and counted[0] > 0:
                     n_tokens, token_source = counted[0], "tokenizer"
@@ -214,6 +253,9 @@ class ChunkRecorder:
                     n_tokens, token_source = len(idx), "chunks"
             m = stream_metrics(facts.t_request, facts.t_first_message, times[idx], kinds,
                                n_tokens, stall_threshold=stall_threshold)
+            cost = stream_cost(price_for(src, facts.model, facts.route), prompt_tokens=facts.prompt_tokens,
+                               output_tokens=facts.output_tokens, usage_reported=token_source == "usage",
+                               server=facts.server)
             row: dict[str, Any] = {
                 "run_id": self.run_id, "source": src, "model": facts.model, "route": facts.route,
                 "status": facts.status, **m,
@@ -222,8 +264,13 @@ class ChunkRecorder:
                 "reasoning_tokens": facts.reasoning_tokens, "tokens_source": token_source,
                 "finish_reason": facts.finish_reason, "error": facts.error,
                 "error_type": facts.error_type, "attempts": facts.attempts,
-                "warnings": facts.warnings, "resumed": facts.resumed, "chars": len(content_text),
+                "warnings": facts.warnings, "resumed": facts.resumed,
+                "chars": len(text) + len(reasoning) + len(refusal),
                 "t_request_s": facts.t_request, "request_id": facts.request_id,
+                "cost_usd": cost.cost_usd, "input_cost_usd": cost.input_cost_usd,
+                "output_cost_usd": cost.output_cost_usd, "cost_source": cost.cost_source,
+                "price_source": cost.price_source, "text": text, "reasoning": reasoning, "refusal": refusal,
+                "tool_calls": json.dumps(self._tool_calls.get(src, []), ensure_ascii=False),
             }
             for key, value in facts.server.items():
                 row[f"server_{key}"] = value
@@ -232,14 +279,30 @@ class ChunkRecorder:
             rows.append(row)
         df = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS) if not rows else None)
         extra = [c for c in df.columns if c not in SUMMARY_COLUMNS]
-        df = df.reindex(columns=list(SUMMARY_COLUMNS) + extra)
-        df["t_request_s"] = df["t_request_s"].astype("float64")
-        for col in ("prompt_tokens", "output_tokens", "reasoning_tokens"):
-            df[col] = pd.array(df[col].tolist(), dtype="Int64")
-        for col in ("source", "model", "route", "status", "tokens_source", "finish_reason",
-                    "error", "error_type", "run_id", "request_id"):
-            df[col] = df[col].astype("string")
-        return df
+        return typed_summary(df.reindex(columns=list(SUMMARY_COLUMNS) + extra))
+
+
+def typed_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every summary column it has in its documented dtype (SUMMARY_DTYPES), in place.
+
+    Also for frames read back from files and logs, where counts arrive as floats, missing text as
+    None, and an older log lacks the newer columns (pass it reindexed; they read NA, answers "").
+    """
+    import pandas as pd
+
+    for col, dtype in SUMMARY_DTYPES.items():
+        if col not in df.columns:
+            continue
+        values = df[col]
+        if col in ANSWER_DEFAULTS:
+            values = values.astype(object).where(values.notna(), ANSWER_DEFAULTS[col])
+        if dtype == "string":
+            df[col] = values.astype("string")
+        elif dtype == "float64":
+            df[col] = pd.to_numeric(values, errors="coerce").astype("float64")
+        else:
+            df[col] = pd.array(pd.to_numeric(values, errors="coerce"), dtype=dtype)
+    return df
 
 
 def stream_metrics(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import httpx
@@ -105,3 +106,37 @@ def test_history_concatenates_runs_with_run_id_and_prompt(tmp_path) -> None:  # 
         time.sleep(0.05)
     assert sorted(persisted.summary.prompt) == ["first prompt", "second prompt"]
     assert len(persisted.chunks) == len(a.chunks) + len(b.chunks)
+
+
+def test_summary_holds_each_streams_answer_reasoning_and_tool_calls() -> None:
+    from llmgrid_nb.events import ToolCall
+
+    models = ["sim/fast?tokens=15", "sim/reasoning?tokens=5&reasoning=5", "sim/tools",
+              "sim/steady?tokens=30&rate=300&fault=reset&after=6"]
+    grid = lg.run("Explain SSE", models, retries=0)
+    summary = grid.summary.set_index("source")
+    for m in models:
+        assert summary.loc[m, "text"] == grid.texts[m]
+        assert summary.loc[m, "reasoning"] == grid.reasoning[m]
+        assert summary.loc[m, "refusal"] == ""
+    assert summary.loc[models[1], "reasoning"] and summary.loc[models[3], "status"] == "failed"
+    assert summary.loc[models[3], "text"], "a failed stream keeps its partial answer"
+    calls = [{"id": e.id, "name": e.name, "arguments": e.arguments} for e in grid.events
+             if isinstance(e, ToolCall) and e.source == "sim/tools"]
+    assert calls and json.loads(summary.loc["sim/tools", "tool_calls"]) == calls
+    assert json.loads(summary.loc[models[0], "tool_calls"]) == []
+    for col in ("text", "reasoning", "refusal", "tool_calls"):
+        assert str(grid.summary[col].dtype) == "string" and not grid.summary[col].isna().any()
+    assert (summary.chars == summary.text.str.len() + summary.reasoning.str.len() + summary.refusal.str.len()).all()
+
+
+def test_a_refusal_is_its_own_column_not_the_answer(scripted) -> None:  # type: ignore[no-untyped-def]
+    from scripted_server import Script
+
+    body = b"".join(b'data: {"choices":[{"index":0,"delta":{"refusal":"%s"}}]}\n\n' % w
+                    for w in [b"I can't ", b"help with that."])
+    scripted.scripts.append(Script(body=[body + b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+                                         b"data: [DONE]\n\n"]))
+    grid = lg.run("hi", [lg.OpenAICompatible("m", scripted.url + "/v1", name="x")], retries=0)
+    row = grid.summary.iloc[0]
+    assert row.refusal == "I can't help with that." and row.text == "" and row.finish_reason == "refusal"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -133,7 +134,9 @@ class SimOptions:
     """A parsed model name: the profile with overrides applied, plus seed, fault and flags.
 
     ``api`` (``openai``, ``anthropic``, ``gemini``, ``responses``) tells a client which
-    endpoint to call; None leaves the choice to the client. The server ignores it.
+    endpoint to call; None leaves the choice to the client. ``price_in`` and ``price_out`` are a
+    fake price in USD per million tokens, for cost tests and demos (``cost_source`` then reads
+    "simulated"). The server ignores both.
     """
 
     model: str
@@ -143,6 +146,8 @@ class SimOptions:
     xss: bool = False
     fault_defaults: Fault = Fault("")
     api: str | None = None
+    price_in: float | None = None
+    price_out: float | None = None
 
 
 _PROFILE_OVERRIDES = {"ttft": float, "rate": float, "jitter": float, "tokens": int, "reasoning": int}
@@ -176,9 +181,25 @@ def parse_model(model: str) -> SimOptions:
     api = options.get("api")
     if api is not None and api not in API_KINDS:
         raise OptionError(f"unknown api {api!r} in model {model!r}; one of {', '.join(sorted(API_KINDS))}")
+    price_in, price_out = (_price(options, key, model) for key in ("price_in", "price_out"))
     return SimOptions(
-        model=base, profile=profile, seed=seed, fault=fault, xss=xss, fault_defaults=fault_defaults, api=api
+        model=base, profile=profile, seed=seed, fault=fault, xss=xss, fault_defaults=fault_defaults, api=api,
+        price_in=price_in, price_out=price_out,
     )
+
+
+def _price(options: dict[str, str], key: str, model: str) -> float | None:
+    """A declared price (USD per million tokens): a finite number >= 0, or absent."""
+    if key not in options:
+        return None
+    try:
+        value = float(options[key])
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise OptionError(f"{key} in model {model!r} must be a price in USD per million tokens (a number >= 0), "
+                          f"got {options[key]!r}")
+    return value
 
 
 def _parse_fault(options: dict[str, str]) -> Fault:
