@@ -15,7 +15,7 @@ from .engine import get_engine
 from .errors import ConfigError
 from .grid import Grid
 from .history import current_log, persist_run, record_run
-from .multiplexer import Multiplexer, RunOptions, Sink
+from .multiplexer import Multiplexer, RunOptions, Sink, unique_names
 from .sources.base import Prompt, Source
 from .sources.brave import Brave
 from .sources.master import MasterSynthesis
@@ -35,7 +35,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "connect_timeout": 10.0, "first_token_timeout": 60.0, "stall_timeout": 30.0,
     "timeout": 300.0, "retries": 2, "max_concurrency": 32, "stall_threshold": 1.0,
     "max_prompt_chars": MAX_PROMPT_CHARS, "sinks": (), "widget": None, "brave": None,
-    "synthesize": None, "resume": False,
+    "synthesize": None, "resume": False, "budget_usd": None,
 }
 
 
@@ -143,6 +143,7 @@ def start(
     brave: bool | Brave | None = None,
     synthesize: str | Source | None = None,
     resume: bool = False,
+    budget_usd: float | None = None,
 ) -> Grid:
     """Validate everything, start the run on the engine and return its Grid at once.
 
@@ -152,13 +153,17 @@ def start(
     which streams one answer reconciling the others once they finish. ``resume=True``: when a
     stream breaks after tokens arrived (reset, stall, truncation), re-request with the partial
     answer as an assistant prefill and stitch the continuation on (``resumed`` column).
+    ``budget_usd``: refuse to start (ConfigError, nothing sent) when the run's worst case, every
+    pane's output limit at its output price plus its prompt at its input price (LiteLLM's
+    bundled prices), is over it.
     """
     return _start(prompt, models, system=system, temperature=temperature, max_tokens=max_tokens,
                   params=params, connect_timeout=connect_timeout,
                   first_token_timeout=first_token_timeout, stall_timeout=stall_timeout,
                   timeout=timeout, retries=retries, max_concurrency=max_concurrency,
                   stall_threshold=stall_threshold, max_prompt_chars=max_prompt_chars, sinks=sinks,
-                  widget=widget, brave=brave, synthesize=synthesize, resume=resume, stoppable=True)
+                  widget=widget, brave=brave, synthesize=synthesize, resume=resume, budget_usd=budget_usd,
+                  stoppable=True)
 
 
 def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: str | None,
@@ -166,12 +171,14 @@ def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: 
            connect_timeout: float, first_token_timeout: float | None, stall_timeout: float | None,
            timeout: float | None, retries: int, max_concurrency: int, stall_threshold: float,
            max_prompt_chars: int, sinks: Sequence[Sink], widget: bool | None, brave: bool | Brave | None,
-           synthesize: str | Source | None, resume: bool, stoppable: bool, record: bool = True) -> Grid:
-    p = _prompt(prompt, system, temperature, max_tokens, params, max_prompt_chars)
-    options = _options(connect_timeout, first_token_timeout, stall_timeout, timeout, retries,
-                       max_concurrency, stall_threshold, resume)
-    sources = _sources(models)
-    sources += _extra_panes(sources, brave, synthesize)
+           synthesize: str | Source | None, resume: bool, stoppable: bool, record: bool = True,
+           budget_usd: float | None = None) -> Grid:
+    p, options, sources = _plan(prompt, models, system=system, temperature=temperature, max_tokens=max_tokens,
+                                params=params, connect_timeout=connect_timeout,
+                                first_token_timeout=first_token_timeout, stall_timeout=stall_timeout,
+                                timeout=timeout, retries=retries, max_concurrency=max_concurrency,
+                                stall_threshold=stall_threshold, max_prompt_chars=max_prompt_chars, brave=brave,
+                                synthesize=synthesize, resume=resume, budget_usd=budget_usd)
     engine = get_engine()
     all_sinks = list(sinks)
     grid_widget = None
@@ -201,6 +208,26 @@ def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: 
         display(grid_widget)
     grid._future = engine.submit(_main())
     return grid
+
+
+def _plan(prompt: str, models: Sequence[str | Source] | str | None, *, system: str | None,
+          temperature: float | None, max_tokens: int | None, params: Mapping[str, Any] | None,
+          connect_timeout: float, first_token_timeout: float | None, stall_timeout: float | None,
+          timeout: float | None, retries: int, max_concurrency: int, stall_threshold: float,
+          max_prompt_chars: int, brave: bool | Brave | None, synthesize: str | Source | None, resume: bool,
+          budget_usd: float | None, **_ignored: Any) -> tuple[Prompt, RunOptions, list[Source]]:
+    """Check a run's input, resolve its sources and its budget: everything before anything is sent."""
+    from .cost import check_budget, validate_budget
+
+    p = _prompt(prompt, system, temperature, max_tokens, params, max_prompt_chars)
+    options = _options(connect_timeout, first_token_timeout, stall_timeout, timeout, retries,
+                       max_concurrency, stall_threshold, resume)
+    if budget_usd is not None:
+        validate_budget(budget_usd)
+    sources = _sources(models)
+    sources += _extra_panes(sources, brave, synthesize)
+    check_budget(budget_usd, sources, unique_names(sources), p)
+    return p, options, sources
 
 
 def _persist(grid: Grid, path: Path) -> None:

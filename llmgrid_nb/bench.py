@@ -95,7 +95,7 @@ def sweep(units: Sequence[Unit], models: Sequence[str | Source], *, concurrency:
     """
     import pandas as pd
 
-    from .api import RUN_DEFAULTS, _start
+    from .api import RUN_DEFAULTS, _plan, _start
 
     if concurrency < 1:
         raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
@@ -106,6 +106,9 @@ def sweep(units: Sequence[Unit], models: Sequence[str | Source], *, concurrency:
     done = _done_units(out_dir) if out_dir is not None else set()
     todo = [u for u in units if u.warmup or u.key not in done]
     settings = {**RUN_DEFAULTS, **options, "widget": False}
+    if settings["budget_usd"] is not None:  # every prompt within budget before any request is sent
+        for prompt in dict.fromkeys(u.prompt for u in todo):
+            _plan(prompt, models, **settings)
     summaries: list[pd.DataFrame] = []
     chunks: list[pd.DataFrame] = []
     bar = _progress(len(todo)) if progress else None

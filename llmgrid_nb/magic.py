@@ -109,6 +109,8 @@ class LLMGridMagics(Magics):
     @argument("-t", "--temperature", type=float, help="sampling temperature")
     @argument("--max-tokens", type=int, help="maximum output tokens per model")
     @argument("--timeout", type=float, help="total seconds allowed per stream (default 300)")
+    @argument("--budget", type=float, metavar="USD",
+              help="refuse to start a run whose worst case (every pane's max tokens at its price) costs more")
     @argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
               help="extra request parameter passed to the provider (repeatable; JSON values)")
     @argument("--api-base", help="base URL of an OpenAI-compatible server or proxy for the models")
@@ -150,6 +152,8 @@ class LLMGridMagics(Magics):
             for key in ("system", "temperature", "max_tokens", "timeout"):
                 if getattr(args, key) is not None:
                     options[key] = getattr(args, key)
+            if args.budget is not None:
+                options["budget_usd"] = args.budget
             if args.out is not None and not args.out.isidentifier():
                 raise UsageError(f"-o/--out takes a variable name, got {args.out!r}")
             grid = self._start(prompt, models, options, args)

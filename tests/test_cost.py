@@ -1,11 +1,12 @@
 """Cost per answer: LiteLLM's bundled prices read offline, the provider's own figure, the
-simulator's declared price, unknown models."""
+simulator's declared price, unknown models, and the budget refused before anything is sent."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -154,3 +155,62 @@ def test_the_simulators_declared_price_is_labelled_simulated() -> None:
 def test_a_bad_declared_price_is_refused(option: str) -> None:
     with pytest.raises(lg.ConfigError, match="USD per million tokens"):
         lg.run("hi", [f"sim/fast?{option}"])
+
+
+def test_a_run_over_budget_is_refused_and_nothing_is_sent(scripted: ScriptedServer) -> None:
+    scripted.scripts.append(Script(body=chat_body("Hello", {"prompt_tokens": 1, "completion_tokens": 1})))
+    expensive = "sim/steady?price_in=100&price_out=400"  # 120 tokens at most: $0.048 out
+    with pytest.raises(lg.ConfigError) as info:
+        lg.run("Explain SSE", [lg.OpenAICompatible("gpt-4o-mini", scripted.url + "/v1"), expensive, "sim/fast"],
+               budget_usd=0.05)
+    message = str(info.value)
+    out = bundled_map()["gpt-4o-mini"]["max_output_tokens"] * bundled_map()["gpt-4o-mini"]["output_cost_per_token"]
+    assert "over budget_usd=0.05" in message and f"gpt-4o-mini {format_usd(out)} (16,384 output tokens)" in message
+    assert "16,384 output tokens" in message and "120 output tokens" in message
+    assert "sim/fast not counted (no price known)" in message
+    assert scripted.requests == [], "nothing was sent"
+    # With max_tokens the worst case shrinks under the budget, and the run goes ahead.
+    grid = lg.run("Explain SSE", [lg.OpenAICompatible("gpt-4o-mini", scripted.url + "/v1")], budget_usd=0.05,
+                  max_tokens=100)
+    assert grid.statuses == {"gpt-4o-mini": "done"} and len(scripted.requests) == 1
+
+
+def test_an_anthropic_pane_is_bounded_by_the_max_tokens_its_request_sends() -> None:
+    from llmgrid_nb.cost import worst_case
+    from llmgrid_nb.sources.base import Prompt
+
+    src = Anthropic("claude-sonnet-4-5", base_url="http://127.0.0.1:9", api_key="k", thinking_budget=2048)
+    (bound,) = worst_case([src], ["claude"], Prompt("Explain SSE"))
+    assert bound.output_tokens == 4096 + 2048  # the request's default, not the model's 64,000
+
+
+@pytest.mark.parametrize("budget", [-0.01, math.nan, math.inf, "1", True])
+def test_a_bad_budget_is_refused_before_anything_is_sent(budget: Any, scripted: ScriptedServer) -> None:
+    with pytest.raises(lg.ConfigError, match="budget_usd must be a number of US dollars >= 0"):
+        lg.run("hi", [lg.OpenAICompatible("gpt-4o-mini", scripted.url + "/v1")], budget_usd=budget)
+    assert scripted.requests == []
+
+
+def test_bench_checks_the_budget_before_its_first_run(scripted: ScriptedServer) -> None:
+    with pytest.raises(lg.ConfigError, match="over budget_usd"):
+        lg.bench(["short", "a much longer prompt " * 50], [lg.OpenAICompatible("gpt-4o-mini", scripted.url + "/v1")],
+                 runs=2, warmup=0, progress=False, budget_usd=0.001)
+    assert scripted.requests == []
+
+
+def test_the_magic_takes_a_budget_and_refuses_in_one_line() -> None:
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "llmgrid_nb")
+    try:
+        shell.user_ns.pop("_llmgrid", None)
+        with pytest.raises(UsageError, match=r"worst case \$0\.05 is over budget_usd=0\.01"):
+            shell.run_line_magic("llmgrid", "--no-widget --budget 0.01 -m sim/fast?price_out=400 Explain SSE")
+        assert "_llmgrid" not in shell.user_ns
+        shell.run_line_magic("llmgrid", "--no-widget --budget 0.05 -m sim/fast?tokens=5&price_out=400 Explain SSE")
+        assert shell.user_ns["_llmgrid"].summary.cost_source.tolist() == ["simulated"]
+    finally:
+        shell.run_line_magic("unload_ext", "llmgrid_nb")
+        shell.user_ns.pop("_llmgrid", None)
