@@ -5,7 +5,7 @@ Kernel -> browser traffic follows one small versioned envelope (mirrored in
 
 - traits ``panes`` (display order), ``snapshot`` (full state of every pane, set when the run
   starts and ends, and when a view asks for it) and ``run`` (run id, prompt, status, elapsed,
-  total tokens);
+  total tokens, total cost of the panes whose cost is known);
 - custom messages ``{"v": 1, "type": "delta", "seq", "panes": {id: delta}, "run"}`` carrying
   only appended text with its offset (``"text": [offset, appended]``, ``reasoning`` and
   ``refusal`` alike), so a repeated or missed delta is detected instead of corrupting the pane.
@@ -24,7 +24,8 @@ anything is pending, never a debounce. With many panes the rate drops so that no
 browser's, which styles, lays out and paints every pane update (benchmarks/bench_browser.py).
 When a stream ends, its full state goes out once as a delta marked ``final`` with offsets 0
 (idempotent: the view appends only what it lacks, and a view that had missed deltas is whole
-again). No snapshot is built while streams run unless a
+again), with what its answer cost (``cost_usd``, ``cost_source``: computed here from the final
+usage with ``llmgrid_nb.cost``, prices looked up before the first request). No snapshot is built while streams run unless a
 view asks: with every pane's text in it, it is the largest thing the kernel sends.
 """
 
@@ -47,6 +48,7 @@ from .errors import ConfigError
 from .events import CONTENT_KINDS, Event
 
 if TYPE_CHECKING:
+    from .cost import Cost, Price
     from .multiplexer import Multiplexer
 
 __all__ = ["PROTOCOL_VERSION", "GridWidget", "WidgetSink", "bundle_path", "pack_message", "unpack_message"]
@@ -135,7 +137,7 @@ class _Pane:
 
     __slots__ = ("name", "status", "text", "text_len", "reasoning", "reasoning_len", "refusal", "refusal_len",
                  "tool_calls", "results", "analysis", "error", "n_chunks", "tokens", "usage_tokens", "t_first",
-                 "t_last", "pending", "dirty_status", "dirty_metrics", "dirty_error", "sent_metrics")
+                 "t_last", "pending", "dirty_status", "dirty_metrics", "dirty_error", "sent_metrics", "price", "cost")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -160,6 +162,9 @@ class _Pane:
         self.dirty_metrics = False
         self.dirty_error = False
         self.sent_metrics: dict[str, Any] = {}
+        #: The pane's price (looked up when the run starts) and, once it has ended, its cost.
+        self.price: Price | None = None
+        self.cost: Cost | None = None
 
 
 class _Sender:
@@ -232,6 +237,7 @@ class WidgetSink:
         self._loop = asyncio.get_running_loop()
         self.widget.on_sync(self._request_sync)
         self._panes = {name: _Pane(name) for name in mux.slots}
+        self._look_up_prices(mux)
         self.widget.panes = [
             {"id": name, "name": name, "model": slot.source.model, "route": slot.source.route,
              "kind": getattr(slot.source, "pane_kind", "model")}
@@ -239,6 +245,16 @@ class WidgetSink:
         ]
         self.widget.run = self._run_state("running")
         self.widget.snapshot = {name: self._state(name) for name in self._panes}
+
+    def _look_up_prices(self, mux: Multiplexer) -> None:
+        """Each pane's price, before any request is sent: the first lookup reads LiteLLM's price
+        map (~15 ms), which must not hold up the engine loop while streams are being read."""
+        from .cost import price_for
+
+        for name, pane in self._panes.items():
+            facts = mux.recorder.streams.get(name)
+            if facts is not None:
+                pane.price = price_for(name, facts.model, facts.route)
 
     def on_event(self, ev: Event) -> None:
         pane = self._panes.get(ev.source)
@@ -374,7 +390,8 @@ class WidgetSink:
         if panes:
             self.seq += 1
             message = {"v": PROTOCOL_VERSION, "type": "delta", "seq": self.seq, "panes": panes,
-                       "run": {"elapsed_s": round(self._elapsed(), 3), "total_tokens": self._total_tokens()}}
+                       "run": {"elapsed_s": round(self._elapsed(), 3), "total_tokens": self._total_tokens(),
+                               **self._total_cost()}}
             widget = self.widget
             self._sender.submit(lambda: widget.send(*pack_message(message)))
             self.messages_sent += 1
@@ -450,8 +467,32 @@ class WidgetSink:
         if live:
             return {"ttft_s": _round(ttft, 3), "tokens": tokens, "tokens_per_s": _round(tps, 1)}
         elapsed = (pane.t_last - t_request) if pane.t_last is not None and t_request is not None else 0.0
+        cost = self._cost(pane)
         return {"ttft_s": _round(ttft, 4), "tokens": tokens, "tokens_per_s": _round(tps, 2),
-                "elapsed_s": round(elapsed, 3), "n_chunks": pane.n_chunks}
+                "elapsed_s": round(elapsed, 3), "n_chunks": pane.n_chunks,
+                "cost_usd": _round(cost.cost_usd, 8) if cost is not None else None,
+                "cost_source": cost.cost_source if cost is not None and cost.cost_usd is not None else None}
+
+    def _cost(self, pane: _Pane) -> Cost | None:
+        """What the pane's answer cost, from its final usage: known once it has ended."""
+        if pane.status not in _ENDED or self._mux is None:
+            return None
+        if pane.cost is None:
+            from .cost import stream_cost
+
+            facts = self._mux.recorder.streams[pane.name]
+            pane.cost = stream_cost(pane.price, prompt_tokens=facts.prompt_tokens, output_tokens=facts.output_tokens,
+                                    usage_reported=facts.usage_reported, server=facts.server)
+        return pane.cost
+
+    def _total_cost(self) -> dict[str, Any]:
+        """The run's cost so far (the panes that ended with a known cost), for the footer; {} while
+        no pane has one."""
+        costs = [c for c in (p.cost for p in self._panes.values()) if c is not None and c.cost_usd is not None]
+        if not costs:
+            return {}
+        return {"total_cost_usd": round(sum(c.cost_usd or 0.0 for c in costs), 8),
+                "cost_simulated": any(c.cost_source == "simulated" for c in costs)}
 
     def _state(self, name: str) -> dict[str, Any]:
         pane = self._panes[name]
@@ -473,4 +514,5 @@ class WidgetSink:
         mux = self._mux
         return {"run_id": mux.run_id if mux else "", "prompt": mux.prompt.text if mux else "",
                 "status": status, "elapsed_s": round(self._elapsed(), 3), "total_tokens": self._total_tokens(),
-                "started_at": round(time.time() * 1000 - self._elapsed() * 1000), "stoppable": self.stoppable}
+                "started_at": round(time.time() * 1000 - self._elapsed() * 1000), "stoppable": self.stoppable,
+                "total_cost_usd": None, "cost_simulated": False, **self._total_cost()}

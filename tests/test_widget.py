@@ -125,7 +125,8 @@ def test_no_snapshot_is_built_mid_run_unless_a_view_asks_and_each_ended_pane_get
     assert set(finals) == set(models)
     for name, d in finals.items():
         assert d["text"] == [0, grid.texts[name]] and d["status"] == grid.statuses[name]
-        assert set(d["metrics"]) == {"ttft_s", "tokens", "tokens_per_s", "elapsed_s", "n_chunks"}
+        assert set(d["metrics"]) == {"ttft_s", "tokens", "tokens_per_s", "elapsed_s", "n_chunks", "cost_usd",
+                                     "cost_source"}
     # While streaming only what a pane's header shows goes out.
     live = [d["metrics"] for _, m in widget.sent for d in m["panes"].values() if "metrics" in d and not d.get("final")]
     assert live and all(set(x) <= {"ttft_s", "tokens", "tokens_per_s"} for x in live)
@@ -269,3 +270,45 @@ def test_widget_updates_go_out_in_order_off_the_engine_loop_and_are_all_out_when
     # message would have put a gap of 50 ms or more into them.
     gaps = grid.chunks[grid.chunks.source == "sim/fast?tokens=200&rate=400"].gap_s.dropna()
     assert (gaps >= 0.05).sum() <= 1, gaps.describe()
+
+
+PRICED = "sim/steady?tokens=30&rate=300&price_in=150&price_out=600"
+
+
+def test_a_panes_cost_goes_out_with_its_final_metrics_and_the_run_total_with_the_run(tmp_path: Path) -> None:
+    """Computed in the kernel from the pane's final usage: the simulator's declared price here,
+    nothing for a model with no price, and the total for the footer."""
+    models = [PRICED, "sim/fast?tokens=10"]
+    grid, widget, _ = run_with_widget(models)
+    summary = grid.summary.set_index("source")
+    finals = {name: d for _, m in widget.sent for name, d in m["panes"].items() if d.get("final")}
+    priced = finals[PRICED]["metrics"]
+    assert priced["cost_source"] == "simulated" and summary.loc[PRICED, "cost_source"] == "simulated"
+    assert priced["cost_usd"] == pytest.approx(summary.loc[PRICED, "cost_usd"], abs=1e-8)
+    assert priced["cost_usd"] == pytest.approx((9 * 150 + 30 * 600) / 1e6, abs=1e-8)  # 9 prompt tokens, 30 out
+    assert finals["sim/fast?tokens=10"]["metrics"]["cost_usd"] is None
+    assert finals["sim/fast?tokens=10"]["metrics"]["cost_source"] is None
+    live = [d["metrics"] for _, m in widget.sent for d in m["panes"].values() if "metrics" in d and not d.get("final")]
+    assert all("cost_usd" not in x for x in live), "no cost before the pane has ended"
+    assert widget.run["total_cost_usd"] == pytest.approx(priced["cost_usd"]) and widget.run["cost_simulated"] is True
+    assert widget.snapshot[PRICED]["metrics"]["cost_usd"] == priced["cost_usd"]
+    if shutil.which("node") is not None:
+        for flags in ([], ["--deltas-only"]):
+            pane = fold_in_js(widget, tmp_path, flags)[PRICED]
+            assert pane["metrics"]["cost_usd"] == priced["cost_usd"] and pane["metrics"]["cost_source"] == "simulated"
+
+
+def test_a_price_table_cost_reaches_the_pane_header_and_nothing_is_fetched(scripted: ScriptedServer) -> None:
+    usage = {"prompt_tokens": 14, "completion_tokens": 30}
+    scripted.scripts.append(Script(body=[sse({"role": "assistant", "content": "Hi"}), sse({}, "stop"),
+                                         f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode(),
+                                         b"data: [DONE]\n\n"]))
+    widget = RecordingWidget()
+    grid = lg.run("hi", [lg.OpenAICompatible("gpt-4o-mini", scripted.url + "/v1")], sinks=[WidgetSink(widget)],
+                  widget=False)
+    row = grid.summary.iloc[0]
+    final = next(d for _, m in widget.sent for d in m["panes"].values() if d.get("final"))["metrics"]
+    assert row.cost_source == "price-table" and final["cost_source"] == "price-table"
+    assert final["cost_usd"] == pytest.approx(row.cost_usd, abs=1e-8) and final["cost_usd"] > 0
+    assert widget.run["total_cost_usd"] == final["cost_usd"] and widget.run["cost_simulated"] is False
+    assert len(scripted.requests) == 1, "the stream, and no other request"

@@ -4,7 +4,7 @@
 
 import { IncrementalMarkdown } from "./markdown.js";
 import { setData, setText } from "./morph.js";
-import { isActive } from "./protocol.js";
+import { formatCost, isActive } from "./protocol.js";
 import { isSafeUrl, sanitizeInlineHtml } from "./sanitize.js";
 import { continuation } from "./state.js";
 
@@ -29,6 +29,13 @@ const STATUS_LABELS = /** @type {const} */ ({
   done: "done",
   failed: "failed",
   cancelled: "cancelled",
+});
+
+/** What each cost source means, for the cost's tooltip. */
+const COST_TITLES = /** @type {const} */ ({
+  provider: "cost of this answer, as the provider reported it",
+  "price-table": "cost of this answer: the reported usage at LiteLLM's bundled prices",
+  simulated: "simulated price declared in the model options: not a real cost",
 });
 
 /**
@@ -151,7 +158,10 @@ export class PaneView {
     this.tokensEl = h("span", "llmgrid-tokens");
     this.tpsEl = h("span", "llmgrid-tps");
     this.tpsEl.title = "tokens per second after the first token";
-    metrics.append(this.ttftEl, this.tokensEl, this.tpsEl);
+    // What the answer cost, once the pane has ended and only when known (never a guess).
+    this.costEl = h("span", "llmgrid-cost");
+    this.costEl.hidden = true;
+    metrics.append(this.ttftEl, this.tokensEl, this.tpsEl, this.costEl);
     this.stallEl = h("span", "llmgrid-stall");
     this.stallEl.title = "nothing received for over a second";
     this.stopEl = h("button", "llmgrid-pane-stop", "Stop");
@@ -367,6 +377,12 @@ export class PaneView {
     setText(this.ttftEl, `TTFT ${m.ttft_s === null ? "–" : `${fmt(m.ttft_s, 2)} s`}`);
     setText(this.tokensEl, `${m.tokens} tok`);
     setText(this.tpsEl, `${fmt(m.tokens_per_s, 1)} tok/s`);
+    const cost = formatCost(m.cost_usd, m.cost_source);
+    setText(this.costEl, cost);
+    this.costEl.hidden = !cost;
+    this.costEl.title = cost ? COST_TITLES[m.cost_source ?? "price-table"] : "";
+    if (cost) this.costEl.dataset.costSource = m.cost_source ?? "";
+    else delete this.costEl.dataset.costSource;
   }
 
   /**

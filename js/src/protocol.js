@@ -32,13 +32,21 @@ export const ACTIVE_STATUSES = ["queued", "connecting", "waiting", "streaming", 
 export const RUN_STATUSES = ["running", "done", "cancelled", "failed"];
 /** @type {readonly PaneKind[]} */
 export const PANE_KINDS = ["model", "search", "master"];
+/** @type {readonly CostSource[]} */
+export const COST_SOURCES = ["provider", "price-table", "simulated"];
 
 /**
  * @typedef {{id: string, name: string, model: string, route: string, kind: PaneKind}} PaneSpec
  * @typedef {{id: string, name: string, arguments: string}} ToolCall
  * @typedef {{title: string, url: string, description: string, age?: string}} SearchResult
  * @typedef {{message: string, recoverable: boolean}} PaneError
- * @typedef {{ttft_s: number | null, tokens: number, tokens_per_s: number | null, elapsed_s: number, n_chunks: number}} PaneMetrics
+ * @typedef {"provider" | "price-table" | "simulated"} CostSource
+ * @typedef {{
+ *   ttft_s: number | null, tokens: number, tokens_per_s: number | null, elapsed_s: number, n_chunks: number,
+ *   cost_usd: number | null, cost_source: CostSource | null
+ * }} PaneMetrics
+ * `cost_usd` is what the answer cost, known once the pane has ended (computed in the kernel); null
+ * when unknown. `cost_source` says where it came from ("simulated": a fake price, not a real cost).
  * @typedef {{
  *   status: PaneStatus, text: string, reasoning: string, refusal: string, tool_calls: ToolCall[],
  *   results: SearchResult[], analysis: string[], error: PaneError | null,
@@ -48,7 +56,11 @@ export const PANE_KINDS = ["model", "search", "master"];
  * A pane's state as held by the view: PaneState plus `stale`, set when a delta was missed.
  * @typedef {PaneState & {stale: boolean}} LocalPaneState
  * `stoppable` is false while the kernel is blocked waiting for the run (Stop clicks could not reach it).
- * @typedef {{run_id: string, prompt: string, status: RunStatus, elapsed_s: number, total_tokens: number, started_at: number, stoppable: boolean}} RunState
+ * `total_cost_usd` sums the panes with a known cost (null: none yet); `cost_simulated` says a simulated price is in it.
+ * @typedef {{
+ *   run_id: string, prompt: string, status: RunStatus, elapsed_s: number, total_tokens: number, started_at: number,
+ *   stoppable: boolean, total_cost_usd: number | null, cost_simulated: boolean
+ * }} RunState
  * @typedef {[number, string]} TextPatch
  * The fields that grow as strings, patched with a TextPatch.
  * @typedef {"text" | "reasoning" | "refusal"} TextField
@@ -90,7 +102,7 @@ function str(x) {
 
 /** @returns {PaneMetrics} */
 export function emptyMetrics() {
-  return { ttft_s: null, tokens: 0, tokens_per_s: null, elapsed_s: 0, n_chunks: 0 };
+  return { ttft_s: null, tokens: 0, tokens_per_s: null, elapsed_s: 0, n_chunks: 0, cost_usd: null, cost_source: null };
 }
 
 /** @returns {LocalPaneState} */
@@ -112,7 +124,17 @@ export function emptyPaneState() {
 
 /** @returns {RunState} */
 export function emptyRun() {
-  return { run_id: "", prompt: "", status: "done", elapsed_s: 0, total_tokens: 0, started_at: 0, stoppable: true };
+  return {
+    run_id: "",
+    prompt: "",
+    status: "done",
+    elapsed_s: 0,
+    total_tokens: 0,
+    started_at: 0,
+    stoppable: true,
+    total_cost_usd: null,
+    cost_simulated: false,
+  };
 }
 
 /** @param {unknown} x @returns {ToolCall} */
@@ -151,6 +173,21 @@ export function isRunStatus(x) {
   return RUN_STATUSES.includes(/** @type {RunStatus} */ (x));
 }
 
+/**
+ * A cost as the pane header and footer show it (mirrors llmgrid_nb.cost.format_usd): `$0.0012`,
+ * `sim $0.0012` for a simulated price, "" when unknown.
+ * @param {number | null} usd @param {string | null} [source]
+ */
+export function formatCost(usd, source = null) {
+  if (!isFiniteNumber(usd) || usd < 0) return "";
+  let text;
+  if (usd === 0) text = "$0";
+  else if (usd < 0.0001) text = `$${usd.toFixed(6)}`;
+  else if (usd < 1) text = `$${usd.toFixed(4)}`;
+  else text = `$${usd.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+  return source === "simulated" ? `sim ${text}` : text;
+}
+
 /** @param {PaneStatus} status */
 export function isActive(status) {
   return ACTIVE_STATUSES.includes(status);
@@ -168,6 +205,8 @@ export function mergeMetrics(base, patch) {
   if (isFiniteNumber(patch.tokens)) m.tokens = patch.tokens;
   if (isFiniteNumber(patch.elapsed_s)) m.elapsed_s = patch.elapsed_s;
   if (isFiniteNumber(patch.n_chunks)) m.n_chunks = patch.n_chunks;
+  if ("cost_usd" in patch) m.cost_usd = isFiniteNumber(patch.cost_usd) && patch.cost_usd >= 0 ? patch.cost_usd : null;
+  if ("cost_source" in patch) m.cost_source = COST_SOURCES.includes(patch.cost_source) ? patch.cost_source : null;
   return m;
 }
 
@@ -227,6 +266,10 @@ export function mergeRun(base, patch) {
   if (isFiniteNumber(patch.total_tokens)) r.total_tokens = patch.total_tokens;
   if (isFiniteNumber(patch.started_at)) r.started_at = patch.started_at;
   if (typeof patch.stoppable === "boolean") r.stoppable = patch.stoppable;
+  if ("total_cost_usd" in patch) {
+    r.total_cost_usd = isFiniteNumber(patch.total_cost_usd) && patch.total_cost_usd >= 0 ? patch.total_cost_usd : null;
+  }
+  if (typeof patch.cost_simulated === "boolean") r.cost_simulated = patch.cost_simulated;
   return r;
 }
 

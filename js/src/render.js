@@ -3,6 +3,7 @@
 
 import { setText } from "./morph.js";
 import { PaneView, h } from "./pane.js";
+import { formatCost } from "./protocol.js";
 import { paneState } from "./state.js";
 
 /**
@@ -77,12 +78,14 @@ export class GridView {
     this.elapsedEl.title = "elapsed";
     this.totalTokensEl = h("span", "llmgrid-total-tokens", "0 tok");
     this.totalTokensEl.title = "total tokens";
+    this.totalCostEl = h("span", "llmgrid-total-cost");
+    this.totalCostEl.hidden = true;
     this.stopButton = h("button", "llmgrid-stop", "Stop");
     this.stopButton.type = "button";
     this.stopButton.title = "Stop the whole run";
     this.stopButton.disabled = true;
     this.stopButton.addEventListener("click", this.#handleStop);
-    this.footer.append(this.runStatusEl, this.elapsedEl, this.totalTokensEl, this.stopButton);
+    this.footer.append(this.runStatusEl, this.elapsedEl, this.totalTokensEl, this.totalCostEl, this.stopButton);
     this.root.append(this.promptEl, this.grid, this.footer);
     host.appendChild(this.root);
   }
@@ -145,6 +148,12 @@ export class GridView {
     setText(this.runStatusEl, run.status);
     this.runStatusEl.className = `llmgrid-badge llmgrid-run-status llmgrid-run-${run.status}`;
     setText(this.totalTokensEl, `${run.total_tokens} tok`);
+    const cost = formatCost(run.total_cost_usd, run.cost_simulated ? "simulated" : null);
+    setText(this.totalCostEl, cost ? `total ${cost}` : "");
+    this.totalCostEl.hidden = !cost;
+    this.totalCostEl.title = run.cost_simulated
+      ? "total cost of the panes with a known cost; a simulated price is in it (not a real cost)"
+      : "total cost of the panes with a known cost";
     if (run.status !== "running") this.stopRequested = false;
     // A kernel blocked waiting for the run cannot receive clicks: say how to stop it instead.
     this.root.dataset.stoppable = String(run.stoppable);

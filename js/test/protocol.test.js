@@ -1,8 +1,12 @@
 import { describe, expect, it } from "vitest";
 import {
   applyPaneDelta,
+  emptyMetrics,
   emptyPaneState,
+  emptyRun,
+  formatCost,
   mergeMetrics,
+  mergeRun,
   normalizePaneState,
   normalizePanes,
   parseMessage,
@@ -136,7 +140,7 @@ describe("normalisation", () => {
   it("fills a partial snapshot pane with defaults", () => {
     const s = normalizePaneState({ status: "done", text: "x", seq: 4, metrics: { tokens: 2 } });
     expect(s).toMatchObject({ status: "done", text: "x", seq: 4, reasoning: "", tool_calls: [], error: null, stale: false });
-    expect(s.metrics).toEqual({ ttft_s: null, tokens: 2, tokens_per_s: null, elapsed_s: 0, n_chunks: 0 });
+    expect(s.metrics).toEqual({ ...emptyMetrics(), tokens: 2 });
   });
 
   it("drops panes without an id and duplicate ids, defaulting the kind", () => {
@@ -145,8 +149,36 @@ describe("normalisation", () => {
   });
 
   it("keeps metrics it is not given", () => {
-    const m = mergeMetrics({ ttft_s: 0.2, tokens: 5, tokens_per_s: 10, elapsed_s: 1, n_chunks: 5 }, { tokens: 6 });
-    expect(m).toEqual({ ttft_s: 0.2, tokens: 6, tokens_per_s: 10, elapsed_s: 1, n_chunks: 5 });
+    const base = { ttft_s: 0.2, tokens: 5, tokens_per_s: 10, elapsed_s: 1, n_chunks: 5, cost_usd: null, cost_source: null };
+    const m = mergeMetrics(base, { tokens: 6 });
+    expect(m).toEqual({ ...base, tokens: 6 });
+  });
+
+  it("takes a pane's cost and its source, and drops a malformed one", () => {
+    const m = mergeMetrics(emptyMetrics(), { cost_usd: 0.0012, cost_source: "price-table" });
+    expect(m).toMatchObject({ cost_usd: 0.0012, cost_source: "price-table" });
+    expect(mergeMetrics(m, { tokens: 9 })).toMatchObject({ cost_usd: 0.0012, cost_source: "price-table" });
+    for (const bad of [{ cost_usd: -1 }, { cost_usd: "0.1" }, { cost_usd: Infinity }, { cost_usd: null }]) {
+      expect(mergeMetrics(m, bad).cost_usd, JSON.stringify(bad)).toBe(null);
+    }
+    expect(mergeMetrics(m, { cost_source: "guess" }).cost_source).toBe(null);
+  });
+
+  it("merges the run's total cost", () => {
+    const r = mergeRun(emptyRun(), { total_cost_usd: 0.25, cost_simulated: true });
+    expect(r).toMatchObject({ total_cost_usd: 0.25, cost_simulated: true });
+    expect(mergeRun(r, { elapsed_s: 3 })).toMatchObject({ total_cost_usd: 0.25, cost_simulated: true });
+    expect(mergeRun(r, { total_cost_usd: "lots" }).total_cost_usd).toBe(null);
+  });
+
+  it("formats a cost as the kernel's reports do", () => {
+    expect(formatCost(0.0012)).toBe("$0.0012");
+    expect(formatCost(0.0012, "simulated")).toBe("sim $0.0012");
+    expect(formatCost(0.000021)).toBe("$0.000021");
+    expect(formatCost(0)).toBe("$0");
+    expect(formatCost(1234.5)).toBe("$1,234.50");
+    expect(formatCost(null)).toBe("");
+    expect(formatCost(NaN)).toBe("");
   });
 
   it("builds the stop messages the fixtures list", () => {

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import widget, { renderGrid as render } from "../src/index.js";
 import { renderMarkdown, renderedHtml } from "../src/markdown.js";
+import { formatCost } from "../src/protocol.js";
 import { fragmentToHtml } from "../src/sanitize.js";
 import { FakeModel, ManualFrames } from "./fake-model.js";
 import fixture from "./fixtures/messages.json";
@@ -68,10 +69,18 @@ function expectDomMatches(el, expected) {
     expect(inPane(el, id, ".llmgrid-pane-refusal-text").textContent, id).toBe(want.refusal);
     expect(inPane(el, id, ".llmgrid-pane-refusal").hidden, id).toBe(want.refusal === "");
     expect(inPane(el, id, ".llmgrid-tokens").textContent, id).toBe(`${want.metrics.tokens} tok`);
+    const cost = inPane(el, id, ".llmgrid-cost");
+    expect(cost.hidden, id).toBe(want.metrics.cost_usd === null);
+    expect(cost.textContent, id).toBe(formatCost(want.metrics.cost_usd, want.metrics.cost_source));
   }
   const root = /** @type {HTMLElement} */ (el.querySelector(".llmgrid-root"));
   expect(root.dataset.runStatus).toBe(expected.run.status);
   expect(el.querySelector(".llmgrid-total-tokens")?.textContent).toBe(`${expected.run.total_tokens} tok`);
+  const total = /** @type {HTMLElement} */ (el.querySelector(".llmgrid-total-cost"));
+  expect(total.hidden).toBe(expected.run.total_cost_usd === null);
+  if (expected.run.total_cost_usd !== null) {
+    expect(total.textContent).toBe(`total ${formatCost(expected.run.total_cost_usd, expected.run.cost_simulated ? "simulated" : null)}`);
+  }
 }
 
 afterEach(() => {
@@ -462,6 +471,51 @@ describe("render", () => {
     expect(inPane(el, "a", ".llmgrid-ttft").textContent).toBe("TTFT 0.46 s");
     expect(inPane(el, "a", ".llmgrid-tokens").textContent).toBe("12 tok");
     expect(inPane(el, "a", ".llmgrid-tps").textContent).toBe("33.3 tok/s");
+  });
+
+  it("shows a pane's cost once its final metrics carry one, and the run's total in the footer", () => {
+    const { el, model, frames } = mount({ panes: [{ id: "a", name: "A" }, { id: "b", name: "B" }], snapshot: {}, run: { run_id: "r", status: "running" } });
+    model.message({ v: 1, type: "delta", seq: 1, panes: { a: { status: "streaming", text: [0, "Hi"], metrics: { tokens: 3 } } } });
+    frames.run();
+    const cost = inPane(el, "a", ".llmgrid-cost");
+    const total = /** @type {HTMLElement} */ (el.querySelector(".llmgrid-total-cost"));
+    expect(cost.hidden).toBe(true);
+    expect(total.hidden).toBe(true);
+    model.message({
+      v: 1, type: "delta", seq: 2,
+      panes: {
+        a: { status: "done", final: true, text: [0, "Hi"], metrics: { tokens: 3, cost_usd: 0.0012, cost_source: "price-table" } },
+        b: { status: "done", final: true, text: [0, "Yo"], metrics: { tokens: 2, cost_usd: null, cost_source: null } },
+      },
+      run: { total_cost_usd: 0.0012, cost_simulated: false },
+    });
+    frames.run();
+    expect(cost.hidden).toBe(false);
+    expect(cost.textContent).toBe("$0.0012");
+    expect(cost.title).toContain("LiteLLM");
+    expect(paneEl(el, "a").querySelector(".llmgrid-metrics")?.contains(cost)).toBe(true);
+    // Unknown: nothing at all, never a guess.
+    expect(inPane(el, "b", ".llmgrid-cost").hidden).toBe(true);
+    expect(inPane(el, "b", ".llmgrid-cost").textContent).toBe("");
+    expect(total.hidden).toBe(false);
+    expect(total.textContent).toBe("total $0.0012");
+  });
+
+  it("labels a simulated cost as simulated, in the pane and in the footer", () => {
+    const { el, model, frames } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: { run_id: "r", status: "running" } });
+    model.message({
+      v: 1, type: "delta", seq: 1,
+      panes: { a: { status: "done", final: true, text: [0, "Hi"], metrics: { cost_usd: 0.0005, cost_source: "simulated" } } },
+    });
+    model.setTrait("run", { run_id: "r", status: "done", total_cost_usd: 0.0005, cost_simulated: true });
+    frames.run();
+    const cost = inPane(el, "a", ".llmgrid-cost");
+    expect(cost.textContent).toBe("sim $0.0005");
+    expect(cost.dataset.costSource).toBe("simulated");
+    expect(cost.title).toContain("not a real cost");
+    const total = /** @type {HTMLElement} */ (el.querySelector(".llmgrid-total-cost"));
+    expect(total.textContent).toBe("total sim $0.0005");
+    expect(total.title).toContain("simulated");
   });
 });
 
