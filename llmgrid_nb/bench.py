@@ -24,11 +24,11 @@ if TYPE_CHECKING:
 
     from .grid import Grid
 
-__all__ = ["BENCH_METRICS", "BenchResult", "Unit", "bench", "goodput", "percentiles", "sweep"]
+__all__ = ["BENCH_METRICS", "BenchResult", "Unit", "answers", "bench", "goodput", "percentiles", "sweep"]
 
-#: Summary columns summarised across runs.
+#: Summary columns summarised across runs (``cost_usd``: over the answers whose cost is known).
 BENCH_METRICS = ("ttft_s", "ttfo_s", "tpot_s", "e2e_s", "decode_tokens_per_s", "e2e_tokens_per_s",
-                 "icl_p50_s", "icl_p99_s", "output_tokens")
+                 "icl_p50_s", "icl_p99_s", "output_tokens", "cost_usd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,11 @@ class BenchResult:
     percentiles: pd.DataFrame
     goodput: pd.DataFrame | None
     out: Path | None
+
+    @property
+    def answers(self) -> pd.DataFrame:
+        """The answers as a table: prompts down (and runs, when there are several), models across."""
+        return answers(self.summary)
 
     def __repr__(self) -> str:
         runs = self.summary["run_id"].nunique() if len(self.summary) else 0
@@ -175,6 +180,26 @@ def percentiles(summary: pd.DataFrame, metrics: Sequence[str] = BENCH_METRICS) -
     return pd.DataFrame(rows).set_index(["source", "metric"])
 
 
+def answers(summary: pd.DataFrame) -> pd.DataFrame:
+    """A wide table of answer texts: one row per prompt (index ``prompt``, plus ``run`` when a
+    prompt ran more than once), one column per source in the order given, each cell that run's
+    answer (partial after a failure; NA where a sweep has no row)."""
+    import pandas as pd
+
+    if summary.empty or "prompt" not in summary.columns:
+        return pd.DataFrame(index=pd.Index([], name="prompt", dtype="string"), dtype="string")
+    frame = summary.assign(text=summary["text"] if "text" in summary.columns else pd.NA)
+    by_run = frame.groupby("prompt_index")["run_index"].nunique().max() > 1
+    keys = ["prompt_index", "prompt", "run_index"] if by_run else ["prompt_index", "prompt"]
+    table = frame.pivot_table(index=keys, columns="source", values="text", aggfunc="first", sort=True)
+    table = table.reindex(columns=list(dict.fromkeys(frame["source"])))
+    table.index = table.index.droplevel("prompt_index")
+    if by_run:
+        table.index = table.index.rename(["prompt", "run"])
+    table.columns.name = "source"
+    return table.astype("string")
+
+
 def goodput(summary: pd.DataFrame, *, ttft_s: float | None = None, tpot_s: float | None = None,
             duration_s: float | None = None) -> pd.DataFrame:
     """Per source: requests meeting every SLO given (TTFT and TPOT, as vLLM and genai-perf define
@@ -201,8 +226,9 @@ def bench(prompts: str | Sequence[str], models: Sequence[str | Source], *, runs:
     """Run every prompt ``runs`` times against ``models`` (``concurrency`` runs at once).
 
     ``warmup`` runs per prompt go first and are excluded. Returns the measured rows plus
-    ``percentiles`` (p50/p90/p95/p99, mean, std per source and metric) and, with SLOs,
-    ``goodput``. With ``out``, rows stream to a Parquet dataset and a re-run resumes.
+    ``percentiles`` (p50/p90/p95/p99, mean, std per source and metric, ``cost_usd`` among them),
+    ``answers`` (prompts x models) and, with SLOs, ``goodput``. With ``out``, rows stream to a
+    Parquet dataset and a re-run resumes.
     """
     import time
 

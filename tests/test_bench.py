@@ -65,3 +65,42 @@ def test_a_partition_runs_under_dask(tmp_path: Path) -> None:
         counts = bag.map_partitions(run_partition).compute()
     assert sum(counts) == 4
     assert len(pd.read_parquet(tmp_path / "summary")) == 4
+
+
+def test_answers_read_as_a_prompts_by_models_table() -> None:
+    prompts = ["Explain SSE", "What is TCP slow start?"]
+    models = ["sim/steady?tokens=8&rate=400&ttft=0.01", "sim/fast?tokens=6"]
+    result = lg.bench(prompts, models, runs=2, warmup=1, progress=False)
+    table = result.answers
+    assert list(table.columns) == models, "models across, in the order given"
+    assert list(table.index.names) == ["prompt", "run"]
+    assert list(table.index) == [(p, r) for p in prompts for r in (1, 2)]
+    s = result.summary
+    for (prompt, run), row in table.iterrows():
+        for model in models:
+            cell = s[(s.prompt == prompt) & (s.run_index == run) & (s.source == model)].text.iloc[0]
+            assert row[model] == cell and cell
+    once = lg.bench(prompts, models, runs=1, warmup=0, progress=False).answers
+    assert list(once.index) == prompts and once.index.name == "prompt"
+
+
+def test_percentiles_have_the_mean_cost_per_answer_and_stay_na_without_one() -> None:
+    priced, free = "sim/fast?tokens=6&price_in=10&price_out=1000", "sim/fast?tokens=6"
+    result = lg.bench("Explain SSE", [priced, free], runs=3, warmup=0, progress=False)
+    costs = result.summary[result.summary.source == priced].cost_usd
+    assert (result.summary[result.summary.source == priced].cost_source == "simulated").all()
+    row = result.percentiles.loc[(priced, "cost_usd")]
+    assert row["n"] == 3 and row["mean"] == pytest.approx(costs.mean())
+    assert row["mean"] == pytest.approx((9 * 10 + 6 * 1000) / 1e6)
+    unknown = result.percentiles.loc[(free, "cost_usd")]
+    assert unknown["n"] == 0 and pd.isna(unknown["mean"])
+
+
+def test_answers_of_a_resumed_parquet_sweep(tmp_path: Path) -> None:
+    units = [Unit(i, p, 0) for i, p in enumerate(["first", "second"])]
+    summary, _ = sweep(units, MODELS, out=tmp_path)
+    from llmgrid_nb.bench import answers
+
+    table = answers(summary)
+    assert list(table.index) == ["first", "second"] and list(table.columns) == MODELS
+    assert table.notna().all().all()
