@@ -1,4 +1,9 @@
-"""Every run of this process, and an optional SQLite log that survives kernel restarts."""
+"""Every run of this process, and an optional SQLite log that survives kernel restarts.
+
+The log grows with the package: a run whose frames have columns the log's tables lack (newer
+summary columns, a provider's own ``server_*`` figures) adds them first, and reading an older
+log gives every summary column in its dtype, NA where the log has none.
+"""
 
 from __future__ import annotations
 
@@ -57,8 +62,28 @@ def persist_run(grid: Grid, path: Path | None) -> None:
         chunks, summary = _with_prompt(grid)
         path.parent.mkdir(parents=True, exist_ok=True)
         with _lock, sqlite3.connect(path) as con:
-            chunks.to_sql("chunks", con, if_exists="append", index=False)
-            summary.to_sql("summary", con, if_exists="append", index=False)
+            _append(con, "chunks", chunks)
+            _append(con, "summary", summary)
+
+
+def _append(con: sqlite3.Connection, table: str, frame: pd.DataFrame) -> None:
+    """Append ``frame`` to ``table``, first adding the columns the table does not have yet."""
+    have = {row[1] for row in con.execute(f'PRAGMA table_info("{table}")')}
+    if have:
+        for col in frame.columns:
+            if col not in have:
+                kind = _sqlite_type(frame[col])
+                name = str(col).replace('"', '""')
+                con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {kind}')
+    frame.to_sql(table, con, if_exists="append", index=False)
+
+
+def _sqlite_type(column: pd.Series) -> str:
+    from pandas.api.types import is_float_dtype, is_integer_dtype
+
+    if is_integer_dtype(column.dtype):
+        return "INTEGER"
+    return "REAL" if is_float_dtype(column.dtype) else "TEXT"
 
 
 def _with_prompt(grid: Grid) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -72,6 +97,15 @@ def _with_prompt(grid: Grid) -> tuple[pd.DataFrame, pd.DataFrame]:
     return chunks, summary
 
 
+def _logged_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """A summary read from the log, with every summary column in its dtype (NA in an older log)."""
+    from .metrics import SUMMARY_COLUMNS, typed_summary
+
+    known = ["run_id", "prompt", "started_at", *SUMMARY_COLUMNS[1:]]
+    frame = summary.reindex(columns=known + [c for c in summary.columns if c not in known])
+    return typed_summary(frame, empty_answers=False)  # SQLite keeps "": a NULL answer is one never logged
+
+
 def history(path: str | Path | None = None) -> History:
     """All runs of this process; with ``path``, every run ever logged to that SQLite file."""
     import pandas as pd
@@ -83,7 +117,8 @@ def history(path: str | Path | None = None) -> History:
 
             raise ConfigError(f"no run log at {p}")
         with sqlite3.connect(p) as con:
-            return History(pd.read_sql("SELECT * FROM chunks", con), pd.read_sql("SELECT * FROM summary", con))
+            chunks, summary = pd.read_sql("SELECT * FROM chunks", con), pd.read_sql("SELECT * FROM summary", con)
+        return History(chunks, _logged_summary(summary))
     with _lock:
         grids = list(_grids)
     if not grids:

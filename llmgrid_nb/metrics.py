@@ -282,11 +282,12 @@ class ChunkRecorder:
         return typed_summary(df.reindex(columns=list(SUMMARY_COLUMNS) + extra))
 
 
-def typed_summary(df: pd.DataFrame) -> pd.DataFrame:
+def typed_summary(df: pd.DataFrame, *, empty_answers: bool = True) -> pd.DataFrame:
     """``df`` with every summary column it has in its documented dtype (SUMMARY_DTYPES), in place.
 
-    Also for frames read back from files and logs, where counts arrive as floats, missing text as
-    None, and an older log lacks the newer columns (pass it reindexed; they read NA, answers "").
+    For frames read back from files and logs, where counts arrive as floats and text as objects.
+    ``empty_answers``: a missing answer is "" (CSV cannot tell the two apart); without it an
+    answer column stays NA where it is missing (an older log that never recorded answers).
     """
     import pandas as pd
 
@@ -294,7 +295,7 @@ def typed_summary(df: pd.DataFrame) -> pd.DataFrame:
         if col not in df.columns:
             continue
         values = df[col]
-        if col in ANSWER_DEFAULTS:
+        if empty_answers and col in ANSWER_DEFAULTS:
             values = values.astype(object).where(values.notna(), ANSWER_DEFAULTS[col])
         if dtype == "string":
             df[col] = values.astype("string")
