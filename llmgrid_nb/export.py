@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .config import HOSTED_OPENAI_COMPATIBLE, Secret, env_key
+from .cost import format_usd
 from .history import History
 from .metrics import SUMMARY_DTYPES, typed_summary
 from .plots import _prompt_title, plot_run
+from .report import cost_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -162,6 +164,7 @@ _TABLE_COLUMNS = (
     ("stalls", "stalls", None),
     ("attempts", "attempts", None),
     ("warnings", "warnings", None),
+    ("cost_usd", "cost", "usd"),
 )
 
 
@@ -180,9 +183,11 @@ def _missing(value: Any) -> bool:
         return False
 
 
-def _cell(value: object, unit: str | None) -> str:
+def _cell(value: object, unit: str | None, cost_source: object = None) -> str:
     if _missing(value):
         return "–"
+    if unit == "usd":
+        return format_usd(float(value), cost_source if isinstance(cost_source, str) else None) or "–"  # type: ignore[arg-type]
     if unit == "s":
         v = float(value)  # type: ignore[arg-type]
         return f"{v * 1000:.0f} ms" if v < 1 else f"{v:.2f} s"
@@ -261,6 +266,9 @@ def html_report(grid: Any, path: str | Path | None = None, *, run_id: str | None
         "<h2>Summary</h2>",
         _summary_table(summary),
     ]
+    total = cost_line(summary)
+    if total:
+        parts.append(f'<p class="meta cost-total">{_e(total[0].upper() + total[1:])}</p>')
     parts.append("<h2>Charts</h2>")
     if png is not None:
         parts.append(f'<img class="chart" alt="cumulative tokens, TTFT, inter-chunk latency and decode '
@@ -293,7 +301,7 @@ def _summary_table(summary: pd.DataFrame) -> str:
         for col, _, unit in _TABLE_COLUMNS:
             value = row[col] if col in row.index else None
             cls = f' class="{_status_class(value)}"' if col == "status" else ""
-            cells.append(f"<td{cls}>{_e(_cell(value, unit))}</td>")
+            cells.append(f"<td{cls}>{_e(_cell(value, unit, row.get('cost_source')))}</td>")
         err = row["error"] if "error" in row.index and not _missing(row["error"]) else ""
         cells.append(f'<td class="text">{_e(err)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -315,7 +323,7 @@ def _source_section(row: Any, chunks: pd.DataFrame) -> str:
                 and not (last and status == "failed")]
     figures = (f"{_cell(row.get('ttft_s'), 's')} to first token · {_cell(row.get('output_tokens'), None)} tokens · "
                f"{_cell(row.get('decode_tokens_per_s'), 'rate')} tok/s decode · {_cell(row.get('model'), None)} "
-               f"via {_cell(row.get('route'), None)}")
+               f"via {_cell(row.get('route'), None)}{_cost_figure(row)}")
     out = [f'<section class="source"><h3>{_e(source)} <span class="badge {_status_class(status)}">'
            f"{_e(status)}</span></h3>", f'<div class="figures">{_e(figures)}</div>']
     if not _missing(row.get("error")):
@@ -338,6 +346,16 @@ def _source_section(row: Any, chunks: pd.DataFrame) -> str:
         out.append('<div class="figures">no answer text</div>')
     out.append("</section>")
     return "".join(out)
+
+
+def _cost_figure(row: Any) -> str:
+    """`` · $0.0012 (price-table: litellm 1.106.2 price map)`` for a pane whose cost is known."""
+    cost, source = row.get("cost_usd"), row.get("cost_source")
+    if _missing(cost):
+        return ""
+    where = row.get("price_source")
+    detail = f"{source}: {where}" if not _missing(where) and where != source else str(source)
+    return f" · {_cell(cost, 'usd', source)} ({detail})"
 
 
 def _is_last(n: int) -> list[bool]:

@@ -176,7 +176,7 @@ def test_report_shows_run_prompt_table_answers_and_errors(grid: lg.Grid) -> None
     assert errors == [grid.summary.set_index("source").loc[FAILING, "error"]]
     assert "partial answer" in page
     cells = [tag for tag, attrs in parsed.tags if tag == "td"]
-    assert len(cells) == 3 * 13
+    assert len(cells) == 3 * 14
     assert parsed.texts["status-failed"].count("failed") >= 1
 
 
@@ -240,3 +240,64 @@ def test_report_of_a_run_from_the_history(grid: lg.Grid) -> None:
     assert parsed.texts["answer"] == [grid.texts[FAST], grid.texts[STEADY], grid.texts[FAILING]]
     with pytest.raises(ValueError, match="no run"):
         html_report(lg.history(), run_id="not-a-run")
+
+
+# -- cost in the reports ----------------------------------------------------------------------
+
+PRICED = "sim/steady?tokens=20&rate=400&ttft=0.01&price_in=150&price_out=600"
+
+
+@pytest.fixture(scope="module")
+def cost_grid() -> Iterator[lg.Grid]:
+    """A simulated price, a price from LiteLLM's map (gpt-4o-mini's reported usage), and no price."""
+    usage = {"prompt_tokens": 14, "completion_tokens": 30}
+    server = ScriptedServer()
+    server.scripts.append(Script(body=[
+        f"data: {json.dumps({'choices': [{'index': 0, 'delta': {'content': 'Hello'}}]})}\n\n".encode(),
+        f"data: {json.dumps({'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n".encode(),
+        f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode(), b"data: [DONE]\n\n"]))
+    try:
+        yield lg.run("Explain SSE", [PRICED, lg.OpenAICompatible("gpt-4o-mini", server.url + "/v1"), FAST],
+                     widget=False)
+    finally:
+        server.close()
+
+
+def test_html_report_shows_each_panes_cost_and_the_total(cost_grid: lg.Grid) -> None:
+    from llmgrid_nb.cost import format_usd
+
+    summary = cost_grid.summary.set_index("source")
+    sim_cost, table_cost = summary.loc[PRICED, "cost_usd"], summary.loc["gpt-4o-mini", "cost_usd"]
+    assert summary.loc["gpt-4o-mini", "cost_source"] == "price-table" and pd.isna(summary.loc[FAST, "cost_usd"])
+    page = html_report(cost_grid)
+    parsed = _parse(page)
+    assert PRICED in parsed.texts["text"]  # the source cells
+    assert f"<td>{html.escape(format_usd(sim_cost, 'simulated'))}</td>" in page
+    assert f"<td>{format_usd(table_cost)}</td>" in page
+    figures = parsed.texts["figures"]
+    assert any(f"{format_usd(sim_cost, 'simulated')} (simulated: simulator model options)" in f for f in figures)
+    assert any("(price-table: litellm " in f and "price map)" in f for f in figures)
+    (total,) = parsed.texts["meta cost-total"]
+    assert total.startswith(f"Total cost {format_usd(sim_cost + table_cost, 'simulated')} (2 of 3 panes")
+    assert "not a real cost" in total
+
+
+def test_text_report_shows_each_panes_cost_and_the_total(cost_grid: lg.Grid) -> None:
+    from llmgrid_nb.cost import format_usd
+
+    summary = cost_grid.summary.set_index("source")
+    lines = text_report(cost_grid).splitlines()
+    heads = {line.split(" · ")[0][3:]: line for line in lines if line.startswith("── ")}
+    assert f"· {format_usd(summary.loc[PRICED, 'cost_usd'], 'simulated')} " in heads[PRICED]
+    assert f"· {format_usd(summary.loc['gpt-4o-mini', 'cost_usd'])} " in heads["gpt-4o-mini"]
+    assert "$" not in heads[FAST]
+    total = summary.cost_usd.sum()
+    assert f"total cost {format_usd(total, 'simulated')} (2 of 3 panes have a known cost)" in text_report(cost_grid)
+
+
+def test_a_report_without_cost_columns_still_renders(grid: lg.Grid) -> None:
+    from llmgrid_nb.history import History
+
+    old = grid.summary.drop(columns=["cost_usd", "input_cost_usd", "output_cost_usd", "cost_source", "price_source"])
+    page = html_report(History(grid.chunks, old.assign(prompt="Explain SSE")), run_id=grid.run_id)
+    assert "cost-total" not in page and _parse(page).texts["answer"][0] == grid.texts[FAST]
