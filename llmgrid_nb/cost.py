@@ -20,7 +20,6 @@ A stream's cost has one of four sources (``cost_source``):
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -139,6 +138,8 @@ def price_map() -> PriceMap | None:
     global _map, _map_loaded
     if _map_loaded:
         return _map
+    import importlib.metadata
+
     with _lock:
         if not _map_loaded:
             path = _map_path()

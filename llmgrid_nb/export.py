@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .config import HOSTED_OPENAI_COMPATIBLE, Secret, env_key
-from .cost import format_usd
 from .history import History
 from .metrics import SUMMARY_DTYPES, typed_summary
 from .plots import _prompt_title, plot_run
-from .report import cost_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -187,6 +185,8 @@ def _cell(value: object, unit: str | None, cost_source: object = None) -> str:
     if _missing(value):
         return "–"
     if unit == "usd":
+        from .cost import format_usd
+
         return format_usd(float(value), cost_source if isinstance(cost_source, str) else None) or "–"  # type: ignore[arg-type]
     if unit == "s":
         v = float(value)  # type: ignore[arg-type]
@@ -266,6 +266,8 @@ def html_report(grid: Any, path: str | Path | None = None, *, run_id: str | None
         "<h2>Summary</h2>",
         _summary_table(summary),
     ]
+    from .report import cost_line
+
     total = cost_line(summary)
     if total:
         parts.append(f'<p class="meta cost-total">{_e(total[0].upper() + total[1:])}</p>')

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from .cost import format_usd
-
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -35,6 +33,8 @@ def _refusals(chunks: pd.DataFrame) -> dict[str, str]:
 
 def cost_line(summary: pd.DataFrame) -> str:
     """The run's total cost over the panes whose cost is known ("" when none is): for reports."""
+    from .cost import format_usd
+
     if "cost_usd" not in summary.columns:
         return ""
     known = summary[summary["cost_usd"].notna()]
@@ -49,6 +49,8 @@ def cost_line(summary: pd.DataFrame) -> str:
 def text_report(grid: Grid, *, width: int = 100) -> str:
     """Each source's status line (with its cost when known), its refusal, answer and error, then
     the run's total cost: stable for exports."""
+    from .cost import format_usd
+
     summary = grid.summary.set_index("source")
     texts = grid.texts
     refused = _refusals(grid.chunks)
