@@ -1,7 +1,8 @@
-"""Session fixtures of the real-browser suite: one simulator, one JupyterLab server, one Chromium.
+"""Session fixtures of the real-browser suite: one simulator, one Chromium, and a JupyterLab and a Notebook 7 server.
 
-Every test in this folder is marked ``browser``. When Chromium or JupyterLab is missing the
-tests skip locally but fail under ``CI=true``: a browser suite that silently skips hides failures.
+Every test in this folder is marked ``browser``. When Chromium, JupyterLab or Notebook 7 is
+missing the tests skip locally but fail under ``CI=true``: a browser suite that silently skips
+hides failures.
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
-from browser.jupyterlab_driver import ARTIFACTS, LabServer, Unavailable, launch_chromium, start_lab
+from browser.jupyterlab_driver import (
+    ARTIFACTS,
+    JUPYTERLAB,
+    NOTEBOOK7,
+    Frontend,
+    JupyterServer,
+    Unavailable,
+    launch_chromium,
+    start_jupyter,
+)
 
 from llmgrid_nb.sim import SimServer, start_simulator
 
@@ -66,17 +76,27 @@ def sim() -> Iterator[SimServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory, sim: SimServer) -> Iterator[LabServer]:
-    """``jupyter lab`` on a free loopback port, no token, temp dirs; terminated (then killed) at the end."""
+def _serve(frontend: Frontend, tmp_path_factory: pytest.TempPathFactory, sim: SimServer) -> Iterator[JupyterServer]:
     try:
-        server = start_lab(tmp_path_factory.mktemp("jupyterlab"), env={"LLMGRID_SIM_URL": sim.url})
+        server = start_jupyter(frontend, tmp_path_factory.mktemp(frontend.module), env={"LLMGRID_SIM_URL": sim.url})
     except Unavailable as exc:
         _unavailable(str(exc))
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory, sim: SimServer) -> Iterator[JupyterServer]:
+    """``jupyter lab`` on a free loopback port, no token, temp dirs; terminated (then killed) at the end."""
+    yield from _serve(JUPYTERLAB, tmp_path_factory, sim)
+
+
+@pytest.fixture(scope="session")
+def notebook7(tmp_path_factory: pytest.TempPathFactory, sim: SimServer) -> Iterator[JupyterServer]:
+    """``jupyter notebook`` (Notebook 7) the same way; started only when its tests run."""
+    yield from _serve(NOTEBOOK7, tmp_path_factory, sim)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,8 @@
-"""Drive a real JupyterLab in headless Chromium: start the server, open notebooks, run cells.
+"""Drive a real JupyterLab or Jupyter Notebook 7 in headless Chromium: start the server, open notebooks, run cells.
 
+Notebook 7 is built from JupyterLab's components on the same jupyter_server: its notebook page
+has the same panel, cells, prompts, kernel indicator and toolbar buttons, so one driver serves
+both; a ``Frontend`` holds what differs (the app to start, its config class, the notebook URL).
 Shared by the browser tests (through ``conftest.py``) and ``benchmarks/bench_browser.py``.
 Everything the server writes (settings, workspaces, runtime files, notebooks, the JSON the cells
 dump) lives under one temporary directory, so nothing of the user's Jupyter setup leaks in.
@@ -29,14 +32,19 @@ __all__ = [
     "ARTIFACTS",
     "CHROMIUM",
     "CHROMIUM_ARGS",
+    "JUPYTERLAB",
+    "NOTEBOOK7",
     "PANEL",
     "RECORDER_JS",
     "REPO",
+    "Frontend",
+    "JupyterServer",
     "LabNotebook",
-    "LabServer",
+    "NotebookPage",
     "Unavailable",
-    "lab_notebook",
     "launch_chromium",
+    "open_notebook",
+    "start_jupyter",
     "start_lab",
     "utf16_len",
 ]
@@ -52,9 +60,10 @@ CHROMIUM_ARGS = [
 #: The notebook in front; restored or closed tabs stay in the DOM hidden and confuse selectors.
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 
-#: JupyterLab settings for a quiet, deterministic UI: no news or update toasts, and every cell
-#: kept in the DOM (no windowing) so cells further down can be located and screenshotted.
-LAB_SETTINGS: dict[str, dict[str, Any]] = {
+#: Settings for a quiet, deterministic UI: no news or update toasts, and every cell kept in the
+#: DOM (no windowing) so cells further down can be located and screenshotted. Notebook 7 reads
+#: the same plugins' settings (its notebook is JupyterLab's notebook extension).
+SETTINGS: dict[str, dict[str, Any]] = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
         "fetchNews": "false", "checkForUpdates": False,
     },
@@ -114,7 +123,27 @@ RECORDER_JS = """
 
 
 class Unavailable(RuntimeError):
-    """A prerequisite of the browser suite (Chromium, JupyterLab) is not installed."""
+    """A prerequisite of the browser suite (Chromium, JupyterLab, Notebook 7) is not installed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frontend:
+    """What differs between the JupyterLab-built interfaces the driver serves and opens."""
+
+    #: As the user knows it, for messages.
+    name: str
+    #: The package whose ``python -m`` starts the server with this interface.
+    module: str
+    #: The config class that takes ``user_settings_dir`` and ``workspaces_dir``.
+    app_class: str
+    #: Where a notebook opens, ``{name}`` its path under the root dir.
+    notebook_url: str
+
+
+#: ``?reset``: no restored tabs (they start extra kernels and add hidden duplicate cells).
+JUPYTERLAB = Frontend("JupyterLab", "jupyterlab", "LabApp", "/lab/tree/{name}?reset")
+#: One notebook per browser page: nothing is restored, and the page is the notebook.
+NOTEBOOK7 = Frontend("Jupyter Notebook 7", "notebook", "JupyterNotebookApp", "/notebooks/{name}")
 
 
 def utf16_len(text: str) -> int:
@@ -129,9 +158,10 @@ def _free_port() -> int:
 
 
 @dataclass
-class LabServer:
-    """A running ``jupyter lab`` subprocess and where it keeps its files."""
+class JupyterServer:
+    """A running ``jupyter lab`` or ``jupyter notebook`` subprocess and where it keeps its files."""
 
+    frontend: Frontend
     url: str
     root: Path
     log_path: Path
@@ -165,18 +195,26 @@ class LabServer:
                 self.process.wait()
 
 
-def start_lab(base: Path, *, env: Mapping[str, str] | None = None, timeout: float = 90.0) -> LabServer:
-    """Start ``jupyter lab`` on a free loopback port with its dirs under ``base``; wait until it answers.
+def start_lab(base: Path, *, env: Mapping[str, str] | None = None, timeout: float = 90.0) -> JupyterServer:
+    """Start ``jupyter lab`` (see ``start_jupyter``)."""
+    return start_jupyter(JUPYTERLAB, base, env=env, timeout=timeout)
 
-    The kernels it starts see this checkout of ``llmgrid_nb`` (``PYTHONPATH``), no cost-map
-    download from LiteLLM, and ``env`` on top.
+
+def start_jupyter(frontend: Frontend, base: Path, *, env: Mapping[str, str] | None = None,
+                  timeout: float = 90.0) -> JupyterServer:
+    """Start the server of ``frontend`` on a free loopback port with its dirs under ``base``; wait until it answers.
+
+    No token, no password and no XSRF check (the suite's REST calls send no ``_xsrf``); the
+    kernels it starts see this checkout of ``llmgrid_nb`` (``PYTHONPATH``), no cost-map download
+    from LiteLLM, and ``env`` on top.
     """
-    if importlib.util.find_spec("jupyterlab") is None:
-        raise Unavailable(f"JupyterLab is not installed in {sys.executable}: pip install -e '.[test]'")
+    if importlib.util.find_spec(frontend.module) is None:
+        raise Unavailable(f"{frontend.name} is not installed in {sys.executable} "
+                          f"(no module {frontend.module!r}): pip install -e '.[test]'")
     dirs = {name: base / name for name in ("root", "settings", "workspaces", "config", "runtime", "ipython")}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
-    for rel, value in LAB_SETTINGS.items():
+    for rel, value in SETTINGS.items():
         path = dirs["settings"] / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(value))
@@ -194,22 +232,22 @@ def start_lab(base: Path, *, env: Mapping[str, str] | None = None, timeout: floa
     child_env.update(env or {})
     port = _free_port()
     cmd = [
-        sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser",
+        sys.executable, "-m", frontend.module, "--allow-root", "--no-browser",
         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
         f"--ServerApp.root_dir={dirs['root']}",
-        f"--LabApp.user_settings_dir={dirs['settings']}",
-        f"--LabApp.workspaces_dir={dirs['workspaces']}",
+        f"--{frontend.app_class}.user_settings_dir={dirs['settings']}",
+        f"--{frontend.app_class}.workspaces_dir={dirs['workspaces']}",
     ]
-    log_path = base / "jupyter-lab.log"
+    log_path = base / f"{frontend.module}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    env=child_env, cwd=dirs["root"], start_new_session=True)
-    server = LabServer(f"http://127.0.0.1:{port}", dirs["root"], log_path, process)
+    server = JupyterServer(frontend, f"http://127.0.0.1:{port}", dirs["root"], log_path, process)
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"jupyter lab exited with code {process.returncode}:\n{server.log_tail()}")
+            raise RuntimeError(f"{frontend.name} exited with code {process.returncode}:\n{server.log_tail()}")
         try:
             with urllib.request.urlopen(server.url + "/api/status", timeout=2) as resp:
                 if resp.status == 200:
@@ -218,7 +256,7 @@ def start_lab(base: Path, *, env: Mapping[str, str] | None = None, timeout: floa
             pass
         if time.monotonic() > deadline:
             server.stop()
-            raise RuntimeError(f"jupyter lab did not answer within {timeout:.0f} s:\n{server.log_tail()}")
+            raise RuntimeError(f"{frontend.name} did not answer within {timeout:.0f} s:\n{server.log_tail()}")
         time.sleep(0.25)
 
 
@@ -230,20 +268,22 @@ def launch_chromium(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
 
 
-class LabNotebook:
-    """One notebook open in JupyterLab, whose cells are addressed by the keys they were written with."""
+class NotebookPage:
+    """One notebook open in the server's interface, whose cells are addressed by the keys they were written with."""
 
-    def __init__(self, page: Any, server: LabServer, name: str, cells: Mapping[str, str]) -> None:
+    def __init__(self, page: Any, server: JupyterServer, name: str, cells: Mapping[str, str]) -> None:
         self.page = page
         self.server = server
         self.name = name
         self.keys = list(cells)
         #: Uncaught page errors and console errors, for failure messages.
         self.errors: list[str] = []
-        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        #: The uncaught page errors themselves (Playwright ``Error``: ``message``, ``stack``).
+        self.page_errors: list[Any] = []
+        page.on("pageerror", self._page_error)
         page.on("console", lambda msg: self.errors.append(f"console.{msg.type}: {msg.text[:500]}")
                 if msg.type == "error" else None)
-        import nbformat  # with JupyterLab; imported here so collecting without it still works
+        import nbformat  # with jupyter_server; imported here so collecting without it still works
 
         nb = nbformat.v4.new_notebook(
             cells=[nbformat.v4.new_code_cell(src) for src in cells.values()],
@@ -253,13 +293,18 @@ class LabNotebook:
         )
         nbformat.write(nb, str(server.root / name))
 
+    def _page_error(self, exc: Any) -> None:
+        self.page_errors.append(exc)
+        self.errors.append(f"pageerror: {exc}")
+
     @property
     def panel(self) -> Any:
         return self.page.locator(PANEL)
 
-    def open(self, timeout: float = 60.0) -> LabNotebook:
-        """Open the notebook (``?reset``: no restored tabs, no extra kernels) and wait for an idle kernel."""
-        self.page.goto(f"{self.server.url}/lab/tree/{self.name}?reset", timeout=timeout * 1000)
+    def open(self, timeout: float = 60.0) -> NotebookPage:
+        """Open the notebook and wait for an idle kernel."""
+        url = self.server.url + self.server.frontend.notebook_url.format(name=self.name)
+        self.page.goto(url, timeout=timeout * 1000)
         cells = self.panel.locator(".jp-Notebook .jp-Cell")
         deadline = time.monotonic() + timeout
         while cells.count() != len(self.keys):
@@ -341,7 +386,7 @@ class LabNotebook:
         return json.loads(path.read_text())
 
     def dialogs(self) -> list[str]:
-        """The text of every open JupyterLab dialog (one in the way of a click explains a failure)."""
+        """The text of every open dialog (one in the way of a click explains a failure)."""
         return [str(t) for t in self.page.locator(".jp-Dialog").all_inner_texts()]
 
     def all_outputs(self) -> str:
@@ -352,15 +397,19 @@ class LabNotebook:
         return "\n".join(lines)
 
 
+#: The name ``benchmarks/bench_browser.py`` imports.
+LabNotebook = NotebookPage
+
+
 @contextlib.contextmanager
-def lab_notebook(browser: Any, server: LabServer, name: str, cells: Mapping[str, str], *,
-                 viewport: Mapping[str, int] | None = None) -> Iterator[LabNotebook]:
+def open_notebook(browser: Any, server: JupyterServer, name: str, cells: Mapping[str, str], *,
+                  viewport: Mapping[str, int] | None = None) -> Iterator[NotebookPage]:
     """A fresh browser context with the recorder, one notebook opened in it; closed afterwards."""
     context = browser.new_context(viewport=dict(viewport or {"width": 1400, "height": 1000}))
     context.add_init_script(RECORDER_JS)
     try:
         page = context.new_page()
-        yield LabNotebook(page, server, name, cells).open()
+        yield NotebookPage(page, server, name, cells).open()
     finally:
         context.close()
         with contextlib.suppress(urllib.error.URLError, OSError):
