@@ -214,3 +214,26 @@ def test_the_magic_takes_a_budget_and_refuses_in_one_line() -> None:
     finally:
         shell.run_line_magic("unload_ext", "llmgrid_nb")
         shell.user_ns.pop("_llmgrid", None)
+
+
+def test_a_resumed_streams_usage_covers_only_its_last_request_so_its_cost_is_unknown(
+        scripted: ScriptedServer) -> None:
+    first = [sse({"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello, "}}]}), 0.05]
+    scripted.scripts.append(Script(body=first, abort=True))
+    scripted.scripts.append(Script(body=chat_body("world.", {"prompt_tokens": 20, "completion_tokens": 3})))
+    grid = lg.run("hi", [lg.OpenAICompatible("gpt-4o-mini", scripted.url + "/v1")], resume=True, retries=1)
+    row = grid.summary.iloc[0]
+    assert row.status == "done" and row.resumed == 1 and grid.texts["gpt-4o-mini"] == "Hello, world."
+    assert row.tokens_source != "usage" and row.cost_source == "unknown" and pd.isna(row.cost_usd)
+
+
+def test_long_prompts_are_priced_at_the_maps_long_context_rates() -> None:
+    from llmgrid_nb.cost import stream_cost
+
+    entry = bundled_map()["gemini/gemini-2.5-pro"]
+    price = price_for("gemini/gemini-2.5-pro", "gemini-2.5-pro", "direct-gemini")
+    short = stream_cost(price, prompt_tokens=1000, output_tokens=10, usage_reported=True, server={})
+    long = stream_cost(price, prompt_tokens=250_000, output_tokens=10, usage_reported=True, server={})
+    assert short.input_cost_usd == pytest.approx(1000 * entry["input_cost_per_token"])
+    assert long.input_cost_usd == pytest.approx(250_000 * entry["input_cost_per_token_above_200k_tokens"])
+    assert long.output_cost_usd == pytest.approx(10 * entry["output_cost_per_token_above_200k_tokens"])
