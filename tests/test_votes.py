@@ -17,7 +17,7 @@ def test_votes_survive_in_the_log_and_read_back_in_another_process(tmp_path: Pat
     log = tmp_path / "runs.sqlite"
     record_vote(Vote("r1", 1, "Which is better?", ("m-a", "m-b"), "m-a", time=1.0), log)
     record_vote(Vote("r2", 2, "And now?", ("m-a", "m-b", "m-c"), "both_bad", time=2.0), log)
-    code = ("import sys, llmgrid_nb.votes as v; f = v.votes(sys.argv[1]); "
+    code = ("import sys; from llmgrid_nb.votes import votes; f = votes(sys.argv[1]); "
             "print(f.run_id.tolist(), f.turn.tolist(), f.models.tolist(), f.winner.tolist())")
     out = subprocess.run([sys.executable, "-c", code, str(log)], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ("['r1', 'r2'] [1, 2] [['m-a', 'm-b'], ['m-a', 'm-b', 'm-c']] ['m-a', 'both_bad']")

@@ -198,7 +198,8 @@ class OpenAIChunkParser:
 
 def server_figures(usage: Mapping[str, Any], groq: Any, timings: Any) -> dict[str, float]:
     """The provider's own timings and cost from a chunk: llama.cpp's ``timings`` under their own
-    names, Groq's ``x_groq.usage`` times (seconds) and OpenRouter's ``usage.cost`` (USD)."""
+    names, Groq's ``x_groq.usage`` times (seconds), OpenRouter's ``usage.cost`` (USD) and the
+    cached prompt tokens (``prompt_tokens_details.cached_tokens``)."""
     out: dict[str, float] = {}
     if isinstance(timings, dict):
         out.update((k, float(v)) for k, v in timings.items() if _number(v))
@@ -209,6 +210,9 @@ def server_figures(usage: Mapping[str, Any], groq: Any, timings: Any) -> dict[st
                 out[f"{key}_s"] = float(groq_usage[key])
     if _number(usage.get("cost")):
         out["cost_usd"] = float(usage["cost"])
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+    if count(cached):  # billed at the cache-read rate
+        out["cache_read_tokens"] = float(cached)
     return out
 
 
