@@ -2,7 +2,9 @@
 
 The log grows with the package: a run whose frames have columns the log's tables lack (newer
 summary columns, a provider's own ``server_*`` figures) adds them first, and reading an older
-log gives every summary column in its dtype, NA where the log has none.
+log gives every summary column in its dtype, NA where the log has none. A run logged before
+conversations existed was the one turn of a conversation of its own: it reads as turn 1 with
+its run_id as conversation_id.
 """
 
 from __future__ import annotations
@@ -102,8 +104,22 @@ def _logged_summary(summary: pd.DataFrame) -> pd.DataFrame:
     from .metrics import SUMMARY_COLUMNS, typed_summary
 
     known = ["run_id", "prompt", "started_at", *SUMMARY_COLUMNS[1:]]
-    frame = summary.reindex(columns=known + [c for c in summary.columns if c not in known])
+    frame = _with_turns(summary.reindex(columns=known + [c for c in summary.columns if c not in known]))
     return typed_summary(frame, empty_answers=False)  # SQLite keeps "": a NULL answer is one never logged
+
+
+def _with_turns(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with turn 1 and its own run_id as conversation where a log never recorded them."""
+    import pandas as pd
+
+    if "conversation_id" not in frame.columns:
+        after = "prompt" if "prompt" in frame.columns else "run_id"
+        frame.insert(frame.columns.get_loc(after) + 1, "conversation_id", pd.NA)
+    if "turn" not in frame.columns:
+        frame.insert(frame.columns.get_loc("conversation_id") + 1, "turn", pd.NA)
+    frame["conversation_id"] = frame["conversation_id"].astype("string").fillna(frame["run_id"].astype("string"))
+    frame["turn"] = pd.to_numeric(frame["turn"], errors="coerce").fillna(1).astype("int64")
+    return frame
 
 
 def history(path: str | Path | None = None) -> History:
@@ -118,7 +134,7 @@ def history(path: str | Path | None = None) -> History:
             raise ConfigError(f"no run log at {p}")
         with sqlite3.connect(p) as con:
             chunks, summary = pd.read_sql("SELECT * FROM chunks", con), pd.read_sql("SELECT * FROM summary", con)
-        return History(chunks, _logged_summary(summary))
+        return History(_with_turns(chunks), _logged_summary(summary))
     with _lock:
         grids = list(_grids)
     if not grids:

@@ -23,6 +23,10 @@ role chunks and usage-only chunks are not content):
   reported usage at LiteLLM's bundled prices, else NA; ``cost_source`` says which ("provider",
   "price-table", "simulated", "unknown") and ``price_source`` where the prices came from (see
   ``llmgrid_nb.cost``).
+- ``conversation_id``, ``turn``: the conversation the run belongs to and its turn (1 for the first
+  question; ``grid.ask`` makes the next). A run started with ``lg.run`` is turn 1 of a new
+  conversation whose id is that run's ``run_id``. ``prompt_tokens`` grows with the turns, since
+  every turn resends the conversation so far.
 - ``text``, ``reasoning``, ``refusal``: what the stream said, joined from its chunks (partial
   after a failure); ``tool_calls``: its tool calls as a JSON list of {id, name, arguments}.
 """
@@ -44,9 +48,9 @@ if TYPE_CHECKING:
 __all__ = ["CHUNK_COLUMNS", "SUMMARY_COLUMNS", "SUMMARY_DTYPES", "ChunkRecorder", "StreamFacts", "stream_metrics",
            "typed_summary"]
 
-CHUNK_COLUMNS = ("run_id", "source", "seq", "kind", "t_s", "gap_s", "chars", "tokens", "text")
+CHUNK_COLUMNS = ("run_id", "conversation_id", "turn", "source", "seq", "kind", "t_s", "gap_s", "chars", "tokens", "text")
 SUMMARY_COLUMNS = (
-    "run_id", "source", "model", "route", "status", "ttfb_s", "ttft_s", "ttfo_s", "ttst_s", "e2e_s",
+    "run_id", "conversation_id", "turn", "source", "model", "route", "status", "ttfb_s", "ttft_s", "ttfo_s", "ttst_s", "e2e_s",
     "n_chunks", "prompt_tokens", "output_tokens", "reasoning_tokens", "tokens_source", "tpot_s",
     "decode_tokens_per_s", "e2e_tokens_per_s", "icl_p50_s", "icl_p95_s", "icl_p99_s", "stalls",
     "max_gap_s", "finish_reason", "error", "error_type", "attempts", "warnings", "resumed", "chars",
@@ -55,7 +59,7 @@ SUMMARY_COLUMNS = (
 )
 #: The pandas dtype of every summary column that is not a plain float64 or int64.
 SUMMARY_DTYPES: Mapping[str, str] = {
-    **dict.fromkeys(("run_id", "source", "model", "route", "status", "tokens_source", "finish_reason", "error",
+    **dict.fromkeys(("run_id", "conversation_id", "source", "model", "route", "status", "tokens_source", "finish_reason", "error",
                      "error_type", "request_id", "cost_source", "price_source", "text", "reasoning", "refusal",
                      "tool_calls"), "string"),
     **dict.fromkeys(("prompt_tokens", "output_tokens", "reasoning_tokens"), "Int64"),
@@ -115,12 +119,17 @@ _TEXT_KINDS = frozenset({"token", "reasoning", "refusal", "final_synthesis", "in
 
 
 class ChunkRecorder:
-    """Record every non-status event as a row in plain lists; build DataFrames on demand."""
+    """Record every non-status event as a row in plain lists; build DataFrames on demand.
 
-    __slots__ = ("run_id", "streams", "_source", "_seq", "_kind", "_t", "_text", "_seqs", "_tool_calls")
+    ``conversation_id`` and ``turn`` label every row: by default the run is turn 1 of a
+    conversation of its own (its id the run's); a follow-up's run sets both before it starts."""
 
-    def __init__(self, run_id: str) -> None:
+    __slots__ = ("run_id", "conversation_id", "turn", "streams", "_source", "_seq", "_kind", "_t", "_text", "_seqs", "_tool_calls")
+
+    def __init__(self, run_id: str, *, conversation_id: str | None = None, turn: int = 1) -> None:
         self.run_id = run_id
+        self.conversation_id = conversation_id or run_id
+        self.turn = turn
         self.streams: dict[str, StreamFacts] = {}
         self._source: list[str] = []
         self._seq: list[int] = []
@@ -194,6 +203,8 @@ class ChunkRecorder:
         text = self._text[:n]
         df = pd.DataFrame({
             "run_id": pd.Series([self.run_id] * n, dtype="string"),
+            "conversation_id": pd.Series([self.conversation_id] * n, dtype="string"),
+            "turn": np.full(n, self.turn, dtype=np.int64),
             "source": pd.Series(source, dtype="string"),
             "seq": np.asarray(self._seq[:n], dtype=np.int64),
             "kind": pd.Series(kind, dtype="string"),
@@ -257,7 +268,7 @@ class ChunkRecorder:
                                output_tokens=facts.output_tokens, usage_reported=token_source == "usage",
                                server=facts.server)
             row: dict[str, Any] = {
-                "run_id": self.run_id, "source": src, "model": facts.model, "route": facts.route,
+                "run_id": self.run_id, "conversation_id": self.conversation_id, "turn": self.turn, "source": src, "model": facts.model, "route": facts.route,
                 "status": facts.status, **m,
                 "n_chunks": len(idx), "prompt_tokens": facts.prompt_tokens,
                 "output_tokens": n_tokens if idx or facts.output_tokens is not None else 0,

@@ -1,4 +1,4 @@
-"""The SQLite run log keeps the summary's newer columns (cost, answers) and still reads, and
+"""The SQLite run log keeps the summary's newer columns (cost, answers, turns) and still reads, and
 grows, a log written before they existed."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from llmgrid_nb.metrics import SUMMARY_COLUMNS, SUMMARY_DTYPES
 PRICED = "sim/steady?tokens=12&rate=400&ttft=0.01&price_in=150&price_out=600"
 NEW_COLUMNS = ["cost_usd", "input_cost_usd", "output_cost_usd", "cost_source", "price_source", "text", "reasoning",
                "refusal", "tool_calls"]
+TURN_COLUMNS = ["conversation_id", "turn"]
 
 
 def logged(path: Path, runs: int) -> lg.History:
@@ -58,12 +59,12 @@ def test_cost_and_answer_columns_round_trip_through_the_log(tmp_path: Path) -> N
 
 
 def old_log(path: Path) -> lg.Grid:
-    """A log as an earlier version wrote it: its summary has none of the newer columns."""
+    """A log as an earlier version wrote it: none of the newer columns, no turns."""
     grid = lg.run("an old question", ["sim/fast?tokens=5"])
-    summary = grid.summary.drop(columns=NEW_COLUMNS)
+    summary = grid.summary.drop(columns=NEW_COLUMNS + TURN_COLUMNS)
     summary.insert(1, "prompt", grid.prompt)
     summary.insert(2, "started_at", grid.started_at)
-    chunks = grid.chunks.copy()
+    chunks = grid.chunks.drop(columns=TURN_COLUMNS)
     chunks.insert(1, "prompt", grid.prompt)
     with sqlite3.connect(path) as con:
         chunks.to_sql("chunks", con, index=False)
@@ -83,6 +84,11 @@ def test_a_log_written_before_the_new_columns_loads_with_them_na(tmp_path: Path)
         assert str(h.summary[col].dtype) == SUMMARY_DTYPES[col], col
         assert pd.isna(row[col]), f"{col}: an old log never recorded it"
     assert str(h.summary.prompt_tokens.dtype) == "Int64"
+    # Every run then was a conversation of its own: turn 1, its run_id as the conversation's id.
+    for frame in (h.summary, h.chunks):
+        assert list(frame.conversation_id) == [grid.run_id] * len(frame) and set(frame.turn) == {1}
+        assert str(frame.turn.dtype) == "int64" and str(frame.conversation_id.dtype) == "string"
+    assert list(h.chunks.columns[:5]) == ["run_id", "prompt", "conversation_id", "turn", "source"]
 
 
 def test_a_new_run_appends_to_an_old_log_adding_the_columns(tmp_path: Path) -> None:
@@ -94,4 +100,5 @@ def test_a_new_run_appends_to_an_old_log_adding_the_columns(tmp_path: Path) -> N
     assert h.loc["a new question", "cost_source"] == "simulated"
     assert h.loc["a new question", "cost_usd"] == pytest.approx(grid.summary.cost_usd.iloc[0])
     assert h.loc["a new question", "text"] == grid.texts[PRICED]
+    assert h.loc["a new question", "conversation_id"] == grid.run_id and h.loc["a new question", "turn"] == 1
 
