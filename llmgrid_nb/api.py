@@ -1,4 +1,5 @@
-"""The public entry points: run (blocking), arun (awaitable) and start (returns at once)."""
+"""The public entry points: run (blocking), arun (awaitable), start (returns at once), and ask
+(the next turn of a run's conversation, behind ``Grid.ask``)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import logging
 import math
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .config import default_models
+from .conversation import ContinuedSource, Conversation, check_messages
 from .engine import get_engine
 from .errors import ConfigError
 from .grid import Grid
@@ -21,7 +24,7 @@ from .sources.brave import Brave
 from .sources.master import MasterSynthesis
 from .sources.resolve import resolve_source
 
-__all__ = ["MAX_PROMPT_CHARS", "RUN_DEFAULTS", "arun", "run", "start"]
+__all__ = ["MAX_PROMPT_CHARS", "RUN_DEFAULTS", "FollowUp", "arun", "ask", "run", "start"]
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,30 @@ RUN_DEFAULTS: dict[str, Any] = {
     "connect_timeout": 10.0, "first_token_timeout": 60.0, "stall_timeout": 30.0,
     "timeout": 300.0, "retries": 2, "max_concurrency": 32, "stall_threshold": 1.0,
     "max_prompt_chars": MAX_PROMPT_CHARS, "sinks": (), "widget": None, "brave": None,
-    "synthesize": None, "resume": False, "budget_usd": None,
+    "synthesize": None, "resume": False, "budget_usd": None, "messages": None,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """What the next turn of a run needs: its model sources (as given, without their history)
+    and the options it was started with (``messages`` aside: the conversation holds them)."""
+
+    models: tuple[Source, ...]
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A run checked and resolved, before anything is sent."""
+
+    prompt: Prompt
+    options: RunOptions
+    #: What the multiplexer streams: the model panes (each with its history) then the extra panes.
+    sources: list[Source]
+    #: The model sources as given, for the next turn.
+    models: tuple[Source, ...]
+    conversation: Conversation
 
 
 def _check_positive(name: str, value: float | None, *, allow_none: bool = True) -> None:
@@ -144,6 +169,7 @@ def start(
     synthesize: str | Source | None = None,
     resume: bool = False,
     budget_usd: float | None = None,
+    messages: Sequence[Mapping[str, str]] | None = None,
 ) -> Grid:
     """Validate everything, start the run on the engine and return its Grid at once.
 
@@ -155,7 +181,9 @@ def start(
     answer as an assistant prefill and stitch the continuation on (``resumed`` column).
     ``budget_usd``: refuse to start (ConfigError, nothing sent) when the run's worst case, every
     pane's output limit at its output price plus its prompt at its input price (LiteLLM's
-    bundled prices), is over it.
+    bundled prices), is over it. ``messages``: a prior chat history (OpenAI-style
+    ``{"role", "content"}`` dicts, system included) sent to every model pane before ``prompt``;
+    the run is turn 1 of a conversation that ``grid.ask`` continues.
     """
     return _start(prompt, models, system=system, temperature=temperature, max_tokens=max_tokens,
                   params=params, connect_timeout=connect_timeout,
@@ -163,7 +191,7 @@ def start(
                   timeout=timeout, retries=retries, max_concurrency=max_concurrency,
                   stall_threshold=stall_threshold, max_prompt_chars=max_prompt_chars, sinks=sinks,
                   widget=widget, brave=brave, synthesize=synthesize, resume=resume, budget_usd=budget_usd,
-                  stoppable=True)
+                  messages=messages, stoppable=True)
 
 
 def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: str | None,
@@ -172,13 +200,16 @@ def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: 
            timeout: float | None, retries: int, max_concurrency: int, stall_threshold: float,
            max_prompt_chars: int, sinks: Sequence[Sink], widget: bool | None, brave: bool | Brave | None,
            synthesize: str | Source | None, resume: bool, stoppable: bool, record: bool = True,
-           budget_usd: float | None = None) -> Grid:
-    p, options, sources = _plan(prompt, models, system=system, temperature=temperature, max_tokens=max_tokens,
-                                params=params, connect_timeout=connect_timeout,
-                                first_token_timeout=first_token_timeout, stall_timeout=stall_timeout,
-                                timeout=timeout, retries=retries, max_concurrency=max_concurrency,
-                                stall_threshold=stall_threshold, max_prompt_chars=max_prompt_chars, brave=brave,
-                                synthesize=synthesize, resume=resume, budget_usd=budget_usd)
+           budget_usd: float | None = None, messages: Sequence[Mapping[str, str]] | None = None,
+           conversation: Conversation | None = None, previous: Grid | None = None) -> Grid:
+    plan = _plan(prompt, models, system=system, temperature=temperature, max_tokens=max_tokens,
+                 params=params, connect_timeout=connect_timeout,
+                 first_token_timeout=first_token_timeout, stall_timeout=stall_timeout,
+                 timeout=timeout, retries=retries, max_concurrency=max_concurrency,
+                 stall_threshold=stall_threshold, max_prompt_chars=max_prompt_chars, brave=brave,
+                 synthesize=synthesize, resume=resume, budget_usd=budget_usd, messages=messages,
+                 conversation=conversation)
+    conv = plan.conversation
     engine = get_engine()
     all_sinks = list(sinks)
     grid_widget = None
@@ -186,10 +217,21 @@ def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: 
         from .widget import GridWidget, WidgetSink
 
         grid_widget = GridWidget()
-        all_sinks.append(WidgetSink(grid_widget, stoppable=stoppable))
-    mux = Multiplexer(uuid.uuid4().hex[:12], p, sources, options, engine.pool, all_sinks)
+        earlier = previous._turns() if previous is not None else None
+        all_sinks.append(WidgetSink(grid_widget, stoppable=stoppable, turn=conv.turn, earlier=earlier))
+    # A first turn's run id is its conversation's id: the turns of one conversation join on it.
+    run_id = conv.id if conv.turn == 1 else uuid.uuid4().hex[:12]
+    mux = Multiplexer(run_id, plan.prompt, plan.sources, plan.options, engine.pool, all_sinks)
+    mux.recorder.conversation_id, mux.recorder.turn = conv.id, conv.turn
     log_path = current_log()
-    grid = Grid(mux, engine, None)
+    settings = {"system": system, "temperature": temperature, "max_tokens": max_tokens, "params": params,
+                "connect_timeout": connect_timeout, "first_token_timeout": first_token_timeout,
+                "stall_timeout": stall_timeout, "timeout": timeout, "retries": retries,
+                "max_concurrency": max_concurrency, "stall_threshold": stall_threshold,
+                "max_prompt_chars": max_prompt_chars, "sinks": sinks, "widget": widget, "brave": brave,
+                "synthesize": synthesize, "resume": resume, "budget_usd": budget_usd}
+    grid = Grid(mux, engine, None, conversation=conv, follow_up=FollowUp(plan.models, settings),
+                previous=previous)
 
     async def _main() -> None:
         try:
@@ -215,19 +257,33 @@ def _plan(prompt: str, models: Sequence[str | Source] | str | None, *, system: s
           connect_timeout: float, first_token_timeout: float | None, stall_timeout: float | None,
           timeout: float | None, retries: int, max_concurrency: int, stall_threshold: float,
           max_prompt_chars: int, brave: bool | Brave | None, synthesize: str | Source | None, resume: bool,
-          budget_usd: float | None, **_ignored: Any) -> tuple[Prompt, RunOptions, list[Source]]:
-    """Check a run's input, resolve its sources and its budget: everything before anything is sent."""
+          budget_usd: float | None, messages: Sequence[Mapping[str, str]] | None = None,
+          conversation: Conversation | None = None, **_ignored: Any) -> Plan:
+    """Check a run's input, resolve its sources and its budget: everything before anything is sent.
+
+    Each model pane is sent its own history (``conversation``; a first turn's is ``messages``);
+    the search and master panes only this turn's question. The budget counts every pane's prompt
+    with the longest history of the run, a bound for each.
+    """
     from .cost import check_budget, validate_budget
 
     p = _prompt(prompt, system, temperature, max_tokens, params, max_prompt_chars)
     options = _options(connect_timeout, first_token_timeout, stall_timeout, timeout, retries,
                        max_concurrency, stall_threshold, resume)
+    if conversation is None:
+        conversation = Conversation(shared=check_messages(messages))
+    elif messages is not None:
+        raise ConfigError("messages= gives a first question its history; a follow-up continues each pane's own")
     if budget_usd is not None:
         validate_budget(budget_usd)
-    sources = _sources(models)
-    sources += _extra_panes(sources, brave, synthesize)
-    check_budget(budget_usd, sources, unique_names(sources), p)
-    return p, options, sources
+    models_ = _sources(models)
+    extra = _extra_panes(models_, brave, synthesize)
+    names = unique_names([*models_, *extra])
+    sent = [conversation.sent(name) for name in names[:len(models_)]]
+    longest = max(sent, key=lambda h: sum(len(m["content"]) for m in h), default=())
+    check_budget(budget_usd, [*models_, *extra], names, p.with_history(longest))
+    streamed: list[Source] = [ContinuedSource(src, h) if h else src for src, h in zip(models_, sent)]
+    return Plan(p, options, [*streamed, *extra], tuple(models_), conversation)
 
 
 def _persist(grid: Grid, path: Path) -> None:
@@ -261,3 +317,29 @@ async def arun(prompt: str, models: Sequence[str | Source] | str | None = None, 
     grid = start(prompt, models, **options)
     await grid
     return grid
+
+
+def ask(grid: Grid, prompt: str, *, background: bool = False, **options: Any) -> Grid:
+    """The next turn of ``grid``'s conversation (``Grid.ask``): finished, unless ``background``."""
+    new = start_follow_up(grid, prompt, options, stoppable=background)
+    if not background:
+        new.wait()
+    return new
+
+
+def start_follow_up(grid: Grid, prompt: str, options: Mapping[str, Any], *, stoppable: bool) -> Grid:
+    """Start the next turn of ``grid``'s conversation with ``options`` over its own; return at once.
+
+    ``system`` among the options replaces every pane's system message, since a pane's history
+    (which holds the system message it was sent) otherwise keeps its own."""
+    unknown = set(options) - set(RUN_DEFAULTS)
+    if unknown:
+        raise TypeError(f"ask() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    if "messages" in options:
+        raise ConfigError("messages= gives a first question its history; a follow-up continues each pane's own")
+    conversation, follow = grid._next_turn()
+    if "system" in options:
+        conversation = conversation.with_system(options["system"])
+    settings = {**RUN_DEFAULTS, **follow.settings, **options}
+    return _start(prompt, list(follow.models), **settings, stoppable=stoppable, conversation=conversation,
+                  previous=grid)

@@ -9,7 +9,7 @@ multiplexer never sees it: a pane's history reaches its source through ``Continu
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,8 @@ from .errors import ConfigError
 from .events import Event
 from .sources.base import Prompt, Source, StreamContext
 
-__all__ = ["ROLES", "ContinuedSource", "Conversation", "answer_message", "check_messages"]
+__all__ = ["ROLES", "ContinuedSource", "Conversation", "Transcripts", "answer_message", "check_messages",
+           "with_system"]
 
 ROLES = frozenset({"system", "user", "assistant"})
 Message = Mapping[str, str]
@@ -43,9 +44,42 @@ def answer_message(text: str, status: str, error: str | None = None) -> dict[str
     the model knows it was cut short."""
     if status == "done":
         return {"role": "assistant", "content": text}
-    why = "it was stopped" if status == "cancelled" else f"the stream failed: {error or status}"
+    if status == "cancelled":
+        why = "it was stopped"
+    elif status == "failed":
+        why = f"the stream failed: {error or status}"
+    else:  # read while the run streams
+        why = f"it was still {status}"
     note = f"[this answer is incomplete: {why}]"
     return {"role": "assistant", "content": f"{text}\n\n{note}" if text else note}
+
+
+def with_system(history: Sequence[Message], system: str | None) -> tuple[dict[str, str], ...]:
+    """``history`` with ``system`` as its system message (replacing any; None removes it)."""
+    rest = [dict(m) for m in history if m["role"] != "system"]
+    return tuple([{"role": "system", "content": system}, *rest] if system else rest)
+
+
+@dataclass(frozen=True, slots=True)
+class Transcripts(Mapping[str, tuple[dict[str, str], ...]]):
+    """A conversation after one turn: its id, the turn, and each model pane's whole transcript
+    (what it was sent, the question, its answer), keyed by pane name."""
+
+    id: str
+    turn: int
+    panes: Mapping[str, tuple[dict[str, str], ...]]
+
+    def __getitem__(self, pane: str) -> tuple[dict[str, str], ...]:
+        return self.panes[pane]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.panes)
+
+    def __len__(self) -> int:
+        return len(self.panes)
+
+    def __repr__(self) -> str:
+        return f"<Transcripts {self.id} turn {self.turn}: {', '.join(self.panes)}>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +108,11 @@ class Conversation:
         """The next turn: each pane continues from its own transcript."""
         return Conversation(self.id, self.turn + 1, self.shared,
                             {name: tuple(dict(m) for m in t) for name, t in transcripts.items()})
+
+    def with_system(self, system: str | None) -> Conversation:
+        """This turn with ``system`` as every pane's system message (a follow-up's ``system=``)."""
+        return Conversation(self.id, self.turn, with_system(self.shared, system),
+                            {name: with_system(h, system) for name, h in self.history.items()})
 
 
 class ContinuedSource:

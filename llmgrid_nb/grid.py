@@ -8,9 +8,12 @@ import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from .conversation import Conversation, Transcripts, answer_message
 from .engine import Engine
+from .errors import ConfigError
 from .events import Event
 from .multiplexer import Multiplexer
+from .sources.base import SourceOptions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,19 +22,28 @@ __all__ = ["Grid"]
 
 
 class Grid:
-    """One run of one prompt against several sources.
+    """One run of one prompt against several sources: one turn of a conversation.
 
     ``texts``, ``events``, ``chunks`` and ``summary`` can be read while the run streams (they
-    show what has arrived so far) and are final once ``done`` is true.
+    show what has arrived so far) and are final once ``done`` is true. ``ask`` continues the
+    conversation: the next turn is a new Grid.
     """
 
-    def __init__(self, mux: Multiplexer, engine: Engine, future: concurrent.futures.Future[None] | None) -> None:
+    def __init__(self, mux: Multiplexer, engine: Engine, future: concurrent.futures.Future[None] | None, *,
+                 conversation: Conversation | None = None, follow_up: Any = None,
+                 previous: Grid | None = None) -> None:
         self._mux = mux
         self._engine = engine
         self._future: concurrent.futures.Future[None] = future or concurrent.futures.Future()
         self._frames: tuple[pd.DataFrame, pd.DataFrame] | None = None
         self.started_at = time.time()
         self.widget: Any = None
+        #: Where this turn stands: what each pane was sent before its question.
+        self._conversation = conversation or Conversation(id=mux.run_id)
+        #: What the next turn needs (the models and options this run was started with).
+        self._follow_up = follow_up
+        #: The turn before this one, if any.
+        self.previous = previous
 
     @property
     def run_id(self) -> str:
@@ -47,6 +59,89 @@ class Grid:
     def sources(self) -> list[str]:
         """The unique source names, in the order given."""
         return list(self._mux.slots)
+
+    @property
+    def turn(self) -> int:
+        """This run's turn in its conversation: 1 for the first question."""
+        return self._conversation.turn
+
+    @property
+    def conversation_id(self) -> str:
+        """The conversation's id (the run_id of its first turn; a column of every DataFrame)."""
+        return self._conversation.id
+
+    @property
+    def model_panes(self) -> list[str]:
+        """The panes that converse: every source but the search and master panes."""
+        return [name for name, slot in self._mux.slots.items()
+                if getattr(slot.source, "pane_kind", "model") == "model"]
+
+    @property
+    def conversation(self) -> Transcripts:
+        """Every model pane's whole conversation after this turn: what it was sent (the history,
+        system message included), the question, and its answer (partial, with a note, when it
+        failed or was stopped). A pane of an extra choice (``name[1]``) was sent its stream's
+        history."""
+        prompt = self._mux.prompt
+        facts = self._mux.recorder.streams
+        panes = {}
+        for name in self.model_panes:
+            slot = self._mux.slots[name]
+            sent_as = slot.leader.name if slot.leader is not None else name
+            options = getattr(slot.source, "options", None)
+            system = prompt.merged(options).system if isinstance(options, SourceOptions) else prompt.system
+            text = "".join(slot.text)
+            answer = answer_message(text, slot.status, facts[name].error)
+            panes[name] = tuple(self._conversation.transcript(sent_as, prompt.text, system, answer))
+        return Transcripts(self.conversation_id, self.turn, panes)
+
+    def messages(self, source: str) -> list[dict[str, str]]:
+        """Pane ``source``'s whole conversation after this turn (see ``conversation``)."""
+        if source not in self._mux.slots:
+            raise ConfigError(f"no source named {source!r}; sources are {self.sources}")
+        transcripts = self.conversation
+        if source not in transcripts:
+            raise ConfigError(f"{source} is not a model pane: it keeps no conversation (each turn the master pane "
+                              "reconciles that turn's answers and the search pane searches its question)")
+        return [dict(m) for m in transcripts[source]]
+
+    def ask(self, prompt: str, *, background: bool = False, **options: Any) -> Grid:
+        """Ask a follow-up: the next turn, as a new Grid (finished, unless ``background=True``).
+
+        Every model pane continues its own conversation: its history, its own answer (partial,
+        with a note, if it failed or was stopped) and ``prompt``. The master pane reconciles the
+        new answers; the search pane searches the new question. The models and options are this
+        run's; options given here (those of ``lg.run``) replace them, ``system=`` every pane's
+        system message. A stream of several choices (``n > 1``) continues from its main pane's
+        answer.
+        """
+        from .api import ask
+
+        return ask(self, prompt, background=background, **options)
+
+    def _next_turn(self) -> tuple[Conversation, Any]:
+        """The conversation and plan of the turn after this one, or a ConfigError saying why not."""
+        if self._follow_up is None:
+            raise ConfigError("this Grid was not started by lg.run, lg.start or %llmgrid: it has nothing to continue")
+        if not self.done:
+            raise ConfigError(f"run {self.run_id} is still streaming: wait for it (grid.wait()) before a follow-up")
+        if not self.model_panes:
+            raise ConfigError(f"run {self.run_id} has no model panes to continue (only search or master panes)")
+        return self._conversation.next(self.conversation), self._follow_up
+
+    def _turns(self) -> dict[str, list[dict[str, Any]]]:
+        """Every turn up to this one, per pane, as the next turn's widget shows them earlier."""
+        chain: list[Grid] = []
+        grid: Grid | None = self
+        while grid is not None:
+            chain.append(grid)
+            grid = grid.previous
+        out: dict[str, list[dict[str, Any]]] = {}
+        for g in reversed(chain):
+            for name, text in g.texts.items():
+                out.setdefault(name, []).append(
+                    {"turn": g.turn, "question": g.prompt, "text": text, "status": g.statuses[name]})
+        return out
 
     @property
     def t0_monotonic(self) -> float:
@@ -112,8 +207,6 @@ class Grid:
     def cancel(self, source: str | None = None) -> None:
         """Cancel every stream still running (or just ``source``), keeping what arrived."""
         if source is not None and source not in self._mux.slots:
-            from .errors import ConfigError
-
             raise ConfigError(f"no source named {source!r}; sources are {self.sources}")
         if not self.done:
             self._engine.call_soon(self._mux.cancel, source)
@@ -158,8 +251,6 @@ class Grid:
     def show(self) -> Any:
         """Display the run's widget again (another view of the same live panes)."""
         if self.widget is None:
-            from .errors import ConfigError
-
             raise ConfigError("this run has no widget; run it with widget=True inside Jupyter")
         from IPython.display import display
 
@@ -167,4 +258,5 @@ class Grid:
         return None
 
     def __repr__(self) -> str:
-        return f"<Grid {self.run_id} {self.status}: {', '.join(self.sources)}>"
+        turn = f" turn {self.turn}" if self.turn > 1 else ""
+        return f"<Grid {self.run_id}{turn} {self.status}: {', '.join(self.sources)}>"

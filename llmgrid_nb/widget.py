@@ -37,7 +37,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -212,8 +212,12 @@ class WidgetSink:
     MIN_RATE = 5.0
 
     def __init__(self, widget: GridWidget, *, rate: float = 25.0, pane_updates: float = 160.0,
-                 stoppable: bool = True) -> None:
+                 stoppable: bool = True, turn: int = 1,
+                 earlier: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> None:
         self.widget = widget
+        #: The live answer's turn, and each pane's earlier turns ({turn, question, text, status}).
+        self.turn = turn
+        self.earlier = {name: [dict(t) for t in turns] for name, turns in (earlier or {}).items()}
         self.rate = rate
         self.pane_updates = pane_updates
         self.interval = 1.0 / rate

@@ -37,6 +37,8 @@ def test_import_does_not_import_litellm_or_pandas() -> None:
     ({"models": ["sim/nonexistent-profile"]}, "nonexistent-profile"),
     ({"models": ["openai/m@ftp://x"]}, "base_url must start with http"),
     ({"models": [""]}, "empty model name"),
+    ({"messages": [{"role": "robot", "content": "x"}]}, r"messages\[0\] must be a dict with role"),
+    ({"messages": {"role": "user", "content": "x"}}, "messages must be a list"),
 ])
 def test_bad_input_is_refused_before_any_request(kwargs: dict, message: str) -> None:
     args = {"prompt": "hi", "models": ["openai/m@http://127.0.0.1:9/v1"], **kwargs}

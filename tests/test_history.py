@@ -102,3 +102,27 @@ def test_a_new_run_appends_to_an_old_log_adding_the_columns(tmp_path: Path) -> N
     assert h.loc["a new question", "text"] == grid.texts[PRICED]
     assert h.loc["a new question", "conversation_id"] == grid.run_id and h.loc["a new question", "turn"] == 1
 
+
+def test_turns_and_the_conversation_label_every_row_in_memory_and_in_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "runs.sqlite"
+    models = ["sim/fast?tokens=8", "sim/fast?tokens=5&api=anthropic"]
+    lg.log_to(log)
+    try:
+        first = lg.run("What is SSE?", models)
+        second = first.ask("How do reconnects work?")
+        turns = [first, second, second.ask("And retries?")]
+    finally:
+        lg.log_to(None)
+    conversation = first.run_id
+    assert len({g.run_id for g in turns}) == 3
+    mine = lg.history()
+    on_disk = logged(log, 3)
+    for n, grid in enumerate(turns, 1):
+        for frame in (grid.summary, grid.chunks, *(h[h.run_id == grid.run_id] for h in (
+                mine.summary, mine.chunks, on_disk.summary, on_disk.chunks))):
+            assert len(frame) and set(frame.turn) == {n} and set(frame.conversation_id) == {conversation}
+    # Every turn resends the conversation so far: the prompt grows with it.
+    for model in models:
+        sizes = [g.summary.set_index("source").prompt_tokens[model] for g in turns]
+        assert sizes == sorted(sizes) and len(set(sizes)) == 3, (model, sizes)
+
