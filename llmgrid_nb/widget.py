@@ -4,7 +4,9 @@ Kernel -> browser traffic follows one small versioned envelope (mirrored in
 ``js/src/protocol.js``, fixtures in ``js/test/fixtures/messages.json``):
 
 - traits ``panes`` (display order), ``snapshot`` (full state of every pane, set when the run
-  starts and ends, and when a view asks for it) and ``run`` (run id, prompt, status, elapsed,
+  starts and ends, and when a view asks for it; in a conversation each pane's state also holds
+  its earlier turns, ``turns``, and the number of the live one, ``turn``: they never change
+  during a run, so they travel only here, never in a delta) and ``run`` (run id, prompt, status, elapsed,
   total tokens, total cost of the panes whose cost is known);
 - custom messages ``{"v": 1, "type": "delta", "seq", "panes": {id: delta}, "run"}`` carrying
   only appended text with its offset (``"text": [offset, appended]``, ``reasoning`` and
@@ -505,7 +507,7 @@ class WidgetSink:
             "refusal": "".join(pane.refusal),
             "tool_calls": list(pane.tool_calls), "results": list(pane.results),
             "analysis": list(pane.analysis), "error": pane.error, "metrics": self._metrics(pane),
-            "seq": self.seq,
+            "seq": self.seq, "turn": self.turn, "turns": self.earlier.get(name, []),
         }
 
     def _elapsed(self) -> float:

@@ -312,3 +312,34 @@ def test_a_price_table_cost_reaches_the_pane_header_and_nothing_is_fetched(scrip
     assert final["cost_usd"] == pytest.approx(row.cost_usd, abs=1e-8) and final["cost_usd"] > 0
     assert widget.run["total_cost_usd"] == final["cost_usd"] and widget.run["cost_simulated"] is False
     assert len(scripted.requests) == 1, "the stream, and no other request"
+
+
+def test_a_follow_ups_widget_shows_each_panes_earlier_turns_from_its_snapshot(capsys: pytest.CaptureFixture[str]) -> None:
+    models = ["sim/fast?tokens=6", "sim/steady?tokens=30&rate=300&fault=reset&after=6"]
+    first = lg.run("What is SSE?", models, synthesize="sim/fast?tokens=4", widget=True)
+    second = first.ask("How do reconnects work?")
+    third = second.ask("And retries?")
+    assert third.widget is not None and third.widget is not second.widget
+    assert all(s["turn"] == 1 and s["turns"] == [] for s in first.widget.snapshot.values())
+    for pane in [*models, "master"]:
+        state = third.widget.snapshot[pane]
+        assert state["turn"] == 3 and state["text"] == third.texts[pane]
+        assert state["turns"] == [{"turn": g.turn, "question": g.prompt, "text": g.texts[pane], "status": g.statuses[pane]}
+                                  for g in (first, second)]
+    assert third.widget.snapshot[models[1]]["turns"][0]["status"] == "failed"
+    capsys.readouterr()
+
+
+def test_earlier_turns_travel_in_snapshots_never_in_deltas(tmp_path: Path) -> None:
+    earlier = {"sim/fast?tokens=40": [{"turn": 1, "question": "What is SSE?", "text": "An *answer*.", "status": "done"}]}
+    widget = RecordingWidget()
+    lg.run("Explain SSE", ["sim/fast?tokens=40", "sim/fast?tokens=5&seed=2"],
+           sinks=[WidgetSink(widget, turn=2, earlier=earlier)], widget=False)
+    assert widget.sent and all("turns" not in d and "turn" not in d for _, m in widget.sent for d in m["panes"].values())
+    for snap in snapshots(widget):
+        assert snap["sim/fast?tokens=40"]["turns"] == earlier["sim/fast?tokens=40"]
+        assert snap["sim/fast?tokens=5&seed=2"]["turns"] == [] and snap["sim/fast?tokens=5&seed=2"]["turn"] == 2
+    if shutil.which("node") is not None:
+        for flags in ([], ["--deltas-only"]):
+            pane = fold_in_js(widget, tmp_path, flags)["sim/fast?tokens=40"]
+            assert pane["turn"] == 2 and pane["turns"] == earlier["sim/fast?tokens=40"]

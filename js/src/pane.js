@@ -1,6 +1,6 @@
 // One pane's DOM: built once, then updated field by field against what it last showed. Text goes
-// through the incremental Markdown renderer; everything else untrusted goes in as textContent,
-// except search descriptions, which pass through the inline sanitiser.
+// through the incremental Markdown renderer (earlier turns' answers too); everything else untrusted
+// goes in as textContent, except search descriptions, which pass through the inline sanitiser.
 
 import { IncrementalMarkdown } from "./markdown.js";
 import { setData, setText } from "./morph.js";
@@ -15,6 +15,7 @@ import { continuation } from "./state.js";
  * @typedef {import("./protocol.js").SearchResult} SearchResult
  * @typedef {import("./protocol.js").PaneMetrics} PaneMetrics
  * @typedef {import("./protocol.js").PaneError} PaneError
+ * @typedef {import("./protocol.js").EarlierTurn} EarlierTurn
  */
 
 /** How long a streaming pane may go without receiving anything before it is marked stalled. */
@@ -118,6 +119,33 @@ function buildAnalysis(s) {
   return h("li", "llmgrid-analysis-item", s);
 }
 
+/**
+ * An earlier turn, collapsed: "Turn N" and the question as its summary, the answer (Markdown,
+ * sanitised) inside, and how it ended when that was not "done".
+ * @param {EarlierTurn} t
+ */
+export function buildTurn(t) {
+  const el = h("details", "llmgrid-turn");
+  el.dataset.turn = String(t.turn);
+  el.dataset.status = t.status;
+  const summary = h("summary", "llmgrid-turn-summary");
+  summary.append(h("span", "llmgrid-turn-number", `Turn ${t.turn}`), h("span", "llmgrid-turn-question", t.question));
+  summary.title = t.question;
+  if (t.status !== "done") summary.append(h("span", `llmgrid-badge llmgrid-status llmgrid-status-${t.status}`, t.status));
+  const answer = h("div", "llmgrid-turn-text llmgrid-markdown");
+  new IncrementalMarkdown(answer).update(t.text);
+  el.append(summary, answer);
+  return el;
+}
+
+/** @param {readonly EarlierTurn[]} a @param {readonly EarlierTurn[]} b */
+function sameTurns(a, b) {
+  return a === b || (a.length === b.length && a.every((t, i) => {
+    const u = b[i];
+    return t.turn === u.turn && t.question === u.question && t.text === u.text && t.status === u.status;
+  }));
+}
+
 /** The DOM of one pane; `update` writes only what differs from the last state it showed. */
 export class PaneView {
   /**
@@ -141,6 +169,8 @@ export class PaneView {
     this.shownResults = [];
     /** @type {readonly string[]} */
     this.shownAnalysis = [];
+    /** @type {readonly EarlierTurn[]} */
+    this.shownTurns = [];
 
     const el = h("section", `llmgrid-pane llmgrid-kind-${spec.kind}`);
     el.dataset.paneId = spec.id;
@@ -178,6 +208,12 @@ export class PaneView {
     const content = h("div", "llmgrid-pane-content");
     body.appendChild(content);
 
+    // A conversation's earlier turns, collapsed, above the live answer and its turn number.
+    this.turnsEl = h("div", "llmgrid-turns");
+    this.turnsEl.hidden = true;
+    this.turnEl = h("div", "llmgrid-pane-turn");
+    this.turnEl.hidden = true;
+
     this.reasoningEl = h("details", "llmgrid-pane-reasoning");
     this.reasoningEl.hidden = true;
     this.reasoningEl.append(h("summary", "llmgrid-pane-reasoning-summary", "Reasoning"));
@@ -209,6 +245,7 @@ export class PaneView {
     this.errorEl = h("div", "llmgrid-pane-error");
     this.errorEl.setAttribute("role", "alert");
 
+    content.append(this.turnsEl, this.turnEl);
     if (spec.kind === "search") {
       content.append(this.resultsEl, this.analysisEl, this.reasoningEl, this.callsEl, this.refusalEl, this.textEl);
     } else {
@@ -321,6 +358,14 @@ export class PaneView {
       this.reasoningEl.open = wantOpen;
     }
 
+    // Both change only with a snapshot: a streaming update compares two references and moves on.
+    if (!prev || prev.turns !== state.turns || prev.turn !== state.turn) {
+      if (!sameTurns(this.shownTurns, state.turns)) this.#updateTurns(state.turns);
+      setText(this.turnEl, `Turn ${state.turn}`);
+      this.turnEl.hidden = state.turn === 1 && state.turns.length === 0;
+      this.el.dataset.turn = String(state.turn);
+    }
+
     const calls = syncList(this.callsEl, this.shownCalls, state.tool_calls, buildToolCall);
     const results = syncList(this.resultsEl, this.shownResults, state.results, buildResult);
     const analysis = syncList(this.analysisEl, this.shownAnalysis, state.analysis, buildAnalysis);
@@ -332,6 +377,17 @@ export class PaneView {
     if (!prev || prev.metrics !== state.metrics) this.#updateMetrics(state.metrics);
 
     this.shown = state;
+  }
+
+  /**
+   * Earlier turns change only with a snapshot (a new conversation turn or a reopened notebook):
+   * rebuilt whole, and only when they differ from what is shown.
+   * @param {readonly EarlierTurn[]} turns
+   */
+  #updateTurns(turns) {
+    this.turnsEl.replaceChildren(...turns.map(buildTurn));
+    this.turnsEl.hidden = turns.length === 0;
+    this.shownTurns = turns;
   }
 
   /**

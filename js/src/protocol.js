@@ -47,11 +47,15 @@ export const COST_SOURCES = ["provider", "price-table", "simulated"];
  * }} PaneMetrics
  * `cost_usd` is what the answer cost, known once the pane has ended (computed in the kernel); null
  * when unknown. `cost_source` says where it came from ("simulated": a fake price, not a real cost).
+ * An earlier turn of the pane's conversation, as it ended: its question and the pane's answer.
+ * @typedef {{turn: number, question: string, text: string, status: PaneStatus}} EarlierTurn
  * @typedef {{
  *   status: PaneStatus, text: string, reasoning: string, refusal: string, tool_calls: ToolCall[],
  *   results: SearchResult[], analysis: string[], error: PaneError | null,
- *   metrics: PaneMetrics, seq: number
+ *   metrics: PaneMetrics, seq: number, turn: number, turns: EarlierTurn[]
  * }} PaneState
+ * `turn` is the live answer's turn in the conversation (1 for the first question); `turns` the
+ * pane's earlier turns, oldest first. Both come only with snapshots (they never change mid-run).
  * `refusal` is the model declining to answer (OpenAI's `delta.refusal`), kept apart from `text`.
  * A pane's state as held by the view: PaneState plus `stale`, set when a delta was missed.
  * @typedef {PaneState & {stale: boolean}} LocalPaneState
@@ -118,6 +122,8 @@ export function emptyPaneState() {
     error: null,
     metrics: emptyMetrics(),
     seq: -1,
+    turn: 1,
+    turns: [],
     stale: false,
   };
 }
@@ -155,6 +161,17 @@ function normalizeResult(x) {
   const r = { title: str(o.title), url: str(o.url), description: str(o.description) };
   if (o.age != null && o.age !== "") r.age = str(o.age);
   return r;
+}
+
+/** @param {unknown} x @returns {number} a turn number: a whole number >= 1, else 1 */
+function turnNumber(x) {
+  return isFiniteNumber(x) && Number.isInteger(x) && x >= 1 ? x : 1;
+}
+
+/** @param {unknown} x @returns {EarlierTurn} */
+function normalizeTurn(x) {
+  const o = isObject(x) ? x : {};
+  return { turn: turnNumber(o.turn), question: str(o.question), text: str(o.text), status: isPaneStatus(o.status) ? o.status : "done" };
 }
 
 /** @param {unknown} x @returns {PaneError | null} */
@@ -228,6 +245,8 @@ export function normalizePaneState(raw) {
     error: normalizeError(o.error),
     metrics: mergeMetrics(base.metrics, o.metrics),
     seq: num(o.seq, -1),
+    turn: turnNumber(o.turn),
+    turns: Array.isArray(o.turns) ? o.turns.map(normalizeTurn) : [],
     stale: false,
   };
 }

@@ -72,6 +72,7 @@ function expectDomMatches(el, expected) {
     const cost = inPane(el, id, ".llmgrid-cost");
     expect(cost.hidden, id).toBe(want.metrics.cost_usd === null);
     expect(cost.textContent, id).toBe(formatCost(want.metrics.cost_usd, want.metrics.cost_source));
+    expectTurnsMatch(el, id, want);
   }
   const root = /** @type {HTMLElement} */ (el.querySelector(".llmgrid-root"));
   expect(root.dataset.runStatus).toBe(expected.run.status);
@@ -81,6 +82,30 @@ function expectDomMatches(el, expected) {
   if (expected.run.total_cost_usd !== null) {
     expect(total.textContent).toBe(`total ${formatCost(expected.run.total_cost_usd, expected.run.cost_simulated ? "simulated" : null)}`);
   }
+}
+
+/**
+ * A pane's earlier turns, collapsed, each "Turn N" with its question as text and its answer as the
+ * Markdown renderer makes it; then the live turn's number (shown once there is a conversation).
+ * @param {HTMLElement} el @param {string} id @param {any} want
+ */
+function expectTurnsMatch(el, id, want) {
+  const turns = [...paneEl(el, id).querySelectorAll(".llmgrid-turns > details.llmgrid-turn")];
+  expect(turns.length, id).toBe(want.turns.length);
+  expect(inPane(el, id, ".llmgrid-turns").hidden, id).toBe(want.turns.length === 0);
+  want.turns.forEach((/** @type {any} */ t, /** @type {number} */ i) => {
+    const d = /** @type {HTMLDetailsElement} */ (turns[i]);
+    expect(d.open, id).toBe(false);
+    expect(d.dataset.turn).toBe(String(t.turn));
+    expect(d.querySelector(".llmgrid-turn-number")?.textContent).toBe(`Turn ${t.turn}`);
+    expect(d.querySelector(".llmgrid-turn-question")?.textContent).toBe(t.question);
+    expect(d.querySelector(".llmgrid-status")?.textContent ?? "done").toBe(t.status);
+    expect(renderedHtml(/** @type {HTMLElement} */ (d.querySelector(".llmgrid-turn-text")))).toBe(fullHtml(t.text));
+  });
+  const live = inPane(el, id, ".llmgrid-pane-turn");
+  expect(live.hidden, id).toBe(want.turn === 1 && want.turns.length === 0);
+  expect(live.textContent).toBe(`Turn ${want.turn}`);
+  expect(paneEl(el, id).dataset.turn).toBe(String(want.turn));
 }
 
 afterEach(() => {
@@ -133,6 +158,42 @@ describe("render", () => {
       expect(paneEl(el, "a").dataset.status).toBe("streaming");
     });
   }
+
+  it("shows a conversation's earlier turns collapsed above the live answer, inert, and keeps them across deltas", () => {
+    const sc = scenario("follow_up_shows_earlier_turns");
+    const { el, model, frames } = mount(sc.initial);
+    frames.run();
+    const gpt = paneEl(el, "gpt");
+    const before = [...gpt.querySelectorAll(".llmgrid-turn")];
+    expect(before.map((d) => d.querySelector("summary")?.textContent)).toEqual([
+      "Turn 1Explain how TCP slow start works.",
+      "Turn 2And <b>congestion avoidance</b>?failed",
+    ]);
+    // The turns, then the live turn's label, then the live answer: in that order in the content.
+    const content = /** @type {HTMLElement} */ (gpt.querySelector(".llmgrid-pane-content"));
+    const order = [".llmgrid-turns", ".llmgrid-pane-turn", ".llmgrid-pane-text"].map((sel) =>
+      [...content.children].indexOf(/** @type {Element} */ (content.querySelector(`:scope > ${sel}`))));
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(order[0]).toBe(0);
+    // Model output and questions are untrusted: no element from their markup reaches the DOM.
+    expect(gpt.querySelectorAll(".llmgrid-turns img, .llmgrid-turns script, .llmgrid-turns b").length).toBe(0);
+    expect(gpt.querySelector(".llmgrid-turn-text strong")?.textContent).toBe("doubles");
+    replaySteps(sc, model, frames, 1);
+    const after = [...gpt.querySelectorAll(".llmgrid-turn")];
+    expect(after.length).toBe(2);
+    expect(after.every((d, i) => d === before[i])).toBe(true); // deltas and an equal snapshot leave them be
+    expectDomMatches(el, sc.expected);
+    // A notebook reopened after the run shows the same from its final snapshot alone.
+    const reopened = mount({ panes: sc.initial.panes, run: sc.expected.run, snapshot: sc.expected.panes });
+    expectDomMatches(reopened.el, sc.expected);
+  });
+
+  it("hides the turn label and earlier turns of a pane that is not in a conversation", () => {
+    const sc = scenario("stream_to_done");
+    const { el } = mount({ panes: sc.initial.panes, run: sc.expected.run, snapshot: sc.expected.panes });
+    expect(inPane(el, "gpt", ".llmgrid-pane-turn").hidden).toBe(true);
+    expect(inPane(el, "gpt", ".llmgrid-turns").hidden).toBe(true);
+  });
 
   it("batches all deltas of a frame into one flush and never drops the last", () => {
     const { el, model, frames } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: { run_id: "r", status: "running" } });
