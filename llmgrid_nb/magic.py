@@ -2,6 +2,11 @@
 
 Argument parsing uses IPython's ``magic_arguments`` (quoting, ``UsageError``); user errors are
 one-line UsageErrors, never tracebacks from our internals.
+
+A follow-up continues a grid's conversation: ``-c`` (``--continue``) takes no value and continues
+``_llmgrid``; ``-C NAME`` (``--continue-from NAME``) always takes one, the variable holding the
+Grid. Neither can swallow the first word of a bare prompt (``%llmgrid -c why is that?``), and a
+name that holds no Grid is an error, never a prompt.
 """
 
 from __future__ import annotations
@@ -97,6 +102,17 @@ def _sources(models: str | None, api_base: str | None, api_key_env: str | None) 
     return out
 
 
+def _run_options(args: Any) -> dict[str, Any]:
+    """The request options given on the line (only those given: a follow-up keeps the others)."""
+    options: dict[str, Any] = {}
+    for key in ("system", "temperature", "max_tokens", "timeout"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    if args.budget is not None:
+        options["budget_usd"] = args.budget
+    return options
+
+
 @magics_class
 class LLMGridMagics(Magics):
     """The ``%llmgrid`` line magic and ``%%llmgrid`` cell magic."""
@@ -123,6 +139,10 @@ class LLMGridMagics(Magics):
     @argument("--background", action="store_true", help="return at once; the Stop button stays live")
     @argument("--no-widget", action="store_true", help="plain text output (terminals, exports)")
     @argument("-o", "--out", metavar="NAME", help="also bind the Grid to this variable (always: _llmgrid)")
+    @argument("-c", "--continue", dest="continue_last", action="store_true",
+              help="ask a follow-up: continue the conversation of _llmgrid (the last grid), every pane its own")
+    @argument("-C", "--continue-from", metavar="NAME",
+              help="ask a follow-up in the conversation of the Grid held by variable NAME (e.g. an -o name)")
     @argument("prompt", nargs="*", help="the prompt (quoted or bare); {var} is filled from the notebook")
     @line_cell_magic
     def llmgrid(self, line: str, cell: str | None = None) -> None:
@@ -139,27 +159,70 @@ class LLMGridMagics(Magics):
             if not prompt.strip():
                 raise UsageError('no prompt: %llmgrid "Explain SSE" -m sim/fast,sim/slow')
             prompt = interpolate(prompt, self.shell.user_ns if self.shell else {})
-            models = _sources(args.models, args.api_base, args.api_key_env)
-            options: dict[str, Any] = {"params": parse_params(args.param)}
-            if args.brave:
-                options["brave"] = True
-            if args.synthesize_each and not args.synthesize:
-                raise UsageError("--synthesize-each goes with --synthesize MODEL")
-            if args.synthesize:
-                from .sources.master import MasterSynthesis
-
-                options["synthesize"] = MasterSynthesis(args.synthesize, incremental=args.synthesize_each)
-            for key in ("system", "temperature", "max_tokens", "timeout"):
-                if getattr(args, key) is not None:
-                    options[key] = getattr(args, key)
-            if args.budget is not None:
-                options["budget_usd"] = args.budget
             if args.out is not None and not args.out.isidentifier():
                 raise UsageError(f"-o/--out takes a variable name, got {args.out!r}")
-            grid = self._start(prompt, models, options, args)
+            if args.continue_last or args.continue_from is not None:
+                grid = self._follow_up(prompt, args)
+            else:
+                grid = self._start(prompt, _sources(args.models, args.api_base, args.api_key_env),
+                                   self._options(args), args)
         except LLMGridError as exc:
             raise UsageError(str(exc)) from None
         return self._finish(grid, args)
+
+    @staticmethod
+    def _options(args: Any) -> dict[str, Any]:
+        """A first question's options from its line."""
+        options: dict[str, Any] = {"params": parse_params(args.param)}
+        if args.brave:
+            options["brave"] = True
+        if args.synthesize_each and not args.synthesize:
+            raise UsageError("--synthesize-each goes with --synthesize MODEL")
+        if args.synthesize:
+            from .sources.master import MasterSynthesis
+
+            options["synthesize"] = MasterSynthesis(args.synthesize, incremental=args.synthesize_each)
+        return {**options, **_run_options(args)}
+
+    def _follow_up(self, prompt: str, args: Any) -> Grid:
+        """The next turn of the grid ``-c`` / ``-C NAME`` names, with the options given on this line."""
+        from .api import start_follow_up
+
+        if args.continue_last and args.continue_from is not None:
+            raise UsageError("-c continues _llmgrid and -C NAME the grid in NAME: give one of them")
+        for given, flag in ((args.models, "-m/--models"), (args.api_base, "--api-base"),
+                            (args.api_key_env, "--api-key-env")):
+            if given is not None:
+                raise UsageError(f"a follow-up continues its grid's own models: {flag} cannot change them")
+        grid = self._grid_to_continue(args.continue_from or "_llmgrid", named=args.continue_from is not None)
+        options = _run_options(args)
+        if args.param:  # added to the conversation's parameters, not instead of them
+            before = grid._follow_up.settings.get("params") if grid._follow_up is not None else None
+            options["params"] = {**(before or {}), **parse_params(args.param)}
+        if args.brave:
+            options["brave"] = True
+        if args.synthesize:
+            from .sources.master import MasterSynthesis
+
+            options["synthesize"] = MasterSynthesis(args.synthesize, incremental=args.synthesize_each)
+        elif args.synthesize_each:
+            raise UsageError("--synthesize-each goes with --synthesize MODEL")
+        options["widget"] = not args.no_widget
+        return start_follow_up(grid, prompt, options, stoppable=args.background)
+
+    def _grid_to_continue(self, name: str, *, named: bool) -> Grid:
+        ns = self.shell.user_ns if self.shell else {}
+        if not name.isidentifier():
+            raise UsageError(f"-C/--continue-from takes the name of a variable holding a Grid, got {name!r}")
+        if name not in ns:
+            if named:
+                raise UsageError(f"no variable named {name!r} to continue: bind a grid with -o {name} (or "
+                                 f"{name} = lg.run(...)) first")
+            raise UsageError('no grid to continue: run one first (%llmgrid "question" -m ...), or -C NAME')
+        grid = ns[name]
+        if not isinstance(grid, Grid):
+            raise UsageError(f"{name} is not a Grid (it is of type {type(grid).__name__}): nothing to continue")
+        return grid
 
     def _start(self, prompt: str, models: Any, options: dict[str, Any], args: Any) -> Grid:
         from .api import RUN_DEFAULTS, _start

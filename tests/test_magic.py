@@ -75,6 +75,7 @@ def test_help_prints_usage(ip: InteractiveShell, capsys: pytest.CaptureFixture[s
     ip.run_line_magic("llmgrid", "--help")
     out = capsys.readouterr().out
     assert "--models" in out and "--background" in out and "--no-widget" in out
+    assert "--continue" in out and "--continue-from NAME" in out
 
 
 def test_missing_key_shows_in_its_pane_not_as_a_traceback(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch,
@@ -111,3 +112,72 @@ def test_background_returns_at_once(ip: InteractiveShell) -> None:
 def test_apostrophe_in_a_bare_prompt(ip: InteractiveShell) -> None:
     ip.run_line_magic("llmgrid", "--no-widget -m sim/fast?tokens=2 What's SSE?")
     assert ip.user_ns["_llmgrid"].prompt == "What's SSE?"
+
+
+def sent(grid: lg.Grid, source: str) -> list[list[str]]:
+    """The (role, text) turns the simulator received for ``source``'s request."""
+    import httpx
+
+    from llmgrid_nb.sim import default_simulator
+
+    rid = grid.summary.set_index("source").request_id[source]
+    return httpx.get(f"{default_simulator().url}/_sim/log/{rid}").json()["transcript"]
+
+
+def test_c_continues_the_last_grid_and_takes_no_word_of_a_bare_prompt(ip: InteractiveShell) -> None:
+    ip.run_line_magic("llmgrid", "--no-widget -m sim/fast?tokens=4,sim/fast?tokens=7 What is SSE?")
+    first = ip.user_ns["_llmgrid"]
+    ip.run_line_magic("llmgrid", "--no-widget -c why is that?")
+    second = ip.user_ns["_llmgrid"]
+    assert second.prompt == "why is that?" and second.turn == 2 and second.previous is first
+    assert second.sources == first.sources and second.conversation_id == first.conversation_id
+    for pane in first.sources:
+        assert sent(second, pane) == [["user", "What is SSE?"], ["assistant", first.texts[pane]],
+                                      ["user", "why is that?"]]
+    ip.run_line_magic("llmgrid", '--no-widget --continue --system "be brief" -o third "And {{retries}}?"')
+    third = ip.user_ns["third"]
+    assert third is ip.user_ns["_llmgrid"] and third.turn == 3 and third.prompt == "And {retries}?"
+    assert sent(third, "sim/fast?tokens=4")[0] == ["system", "be brief"]
+
+
+def test_C_continues_a_named_grid_and_the_cell_magic_takes_the_prompt_from_its_body(ip: InteractiveShell) -> None:
+    ip.run_line_magic("llmgrid", "--no-widget -m sim/fast?tokens=4 -o g1 What is SSE?")
+    ip.run_line_magic("llmgrid", "--no-widget -m sim/fast?tokens=3 something else")
+    ip.user_ns["topic"] = "reconnects"
+    ip.run_cell_magic("llmgrid", "--no-widget -C g1 -o g2", "And {topic}?\nIn two lines.")
+    g2 = ip.user_ns["g2"]
+    assert g2.previous is ip.user_ns["g1"] and g2.prompt == "And reconnects?\nIn two lines." and g2.turn == 2
+    assert sent(g2, "sim/fast?tokens=4")[:2] == [["user", "What is SSE?"], ["assistant", ip.user_ns["g1"].texts["sim/fast?tokens=4"]]]
+    ip.user_ns["mine"] = lg.run("What is SSE?", ["sim/fast?tokens=2"], widget=False)  # any variable holding a Grid
+    ip.run_cell_magic("llmgrid", "--no-widget --continue-from mine", "Go on")
+    assert ip.user_ns["_llmgrid"].previous is ip.user_ns["mine"]
+
+
+def test_a_follow_up_without_a_grid_to_continue_is_a_one_line_usage_error(ip: InteractiveShell) -> None:
+    with pytest.raises(UsageError, match="no grid to continue"):
+        ip.run_line_magic("llmgrid", "--no-widget -c why?")
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("-C nowhere why?", "no variable named 'nowhere'"),
+    ("-C number why?", "number is not a Grid"),
+    ("-C 2x why?", "takes the name of a variable"),
+    ("-c -C g why?", "give one of them"),
+    ("-c -m sim/fast why?", "-m/--models cannot change them"),
+    ("-c --api-base http://x/v1 why?", "--api-base cannot change them"),
+    ("-C search why?", "no model panes"),
+    ("-C running why?", "still streaming"),
+    ("-c", "no prompt"),
+])
+def test_follow_up_mistakes_are_one_line_usage_errors(ip: InteractiveShell, line: str, message: str) -> None:
+    ip.user_ns["number"] = 3
+    ip.user_ns["g"] = ip.user_ns["_llmgrid"] = lg.run("q", ["sim/fast?tokens=2"], widget=False)
+    ip.user_ns["search"] = lg.run("q", [lg.Brave()], widget=False)
+    ip.user_ns["running"] = lg.start("q", ["sim/steady?tokens=60&rate=30"], widget=False)
+    try:
+        with pytest.raises(UsageError, match=message) as info:
+            ip.run_line_magic("llmgrid", "--no-widget " + line)
+        assert "\n" not in str(info.value)
+    finally:
+        ip.user_ns["running"].cancel()
+        ip.user_ns["running"].wait(10)
