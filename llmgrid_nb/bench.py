@@ -101,6 +101,7 @@ def sweep(units: Sequence[Unit], models: Sequence[str | Source], *, concurrency:
     import pandas as pd
 
     from .api import RUN_DEFAULTS, _plan, _start
+    from .conversation import check_messages
 
     if concurrency < 1:
         raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
@@ -111,6 +112,7 @@ def sweep(units: Sequence[Unit], models: Sequence[str | Source], *, concurrency:
     done = _done_units(out_dir) if out_dir is not None else set()
     todo = [u for u in units if u.warmup or u.key not in done]
     settings = {**RUN_DEFAULTS, **options, "widget": False}
+    check_messages(settings["messages"])  # a bad history is refused before the first unit runs
     if settings["budget_usd"] is not None:  # every prompt within budget before any request is sent
         for prompt in dict.fromkeys(u.prompt for u in todo):
             _plan(prompt, models, **settings)
@@ -228,7 +230,8 @@ def bench(prompts: str | Sequence[str], models: Sequence[str | Source], *, runs:
     ``warmup`` runs per prompt go first and are excluded. Returns the measured rows plus
     ``percentiles`` (p50/p90/p95/p99, mean, std per source and metric, ``cost_usd`` among them),
     ``answers`` (prompts x models) and, with SLOs, ``goodput``. With ``out``, rows stream to a
-    Parquet dataset and a re-run resumes.
+    Parquet dataset and a re-run resumes. ``messages=`` (a chat history, as for ``run``) goes
+    before every prompt: each run is turn 1 of a conversation of its own.
     """
     import time
 

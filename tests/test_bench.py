@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from scripted_server import ScriptedServer
 
 import llmgrid_nb as lg
 from llmgrid_nb.bench import Unit, goodput, sweep
@@ -104,3 +105,20 @@ def test_answers_of_a_resumed_parquet_sweep(tmp_path: Path) -> None:
     table = answers(summary)
     assert list(table.index) == ["first", "second"] and list(table.columns) == MODELS
     assert table.notna().all().all()
+
+
+def test_messages_go_before_every_prompt_and_a_bad_history_runs_nothing(scripted: ScriptedServer) -> None:
+    import httpx
+
+    from llmgrid_nb.sim import default_simulator
+
+    history = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},
+               {"role": "assistant", "content": "hello"}]
+    result = lg.bench(["q1", "q2"], ["sim/fast?tokens=3"], runs=1, warmup=0, progress=False, messages=history)
+    for row in result.summary.itertuples():
+        log = httpx.get(f"{default_simulator().url}/_sim/log/{row.request_id}").json()
+        assert log["transcript"] == [["system", "be brief"], ["user", "hi"], ["assistant", "hello"], ["user", row.prompt]]
+        assert row.turn == 1 and row.conversation_id == row.run_id
+    with pytest.raises(lg.ConfigError, match="messages"):
+        lg.bench(["q1"], [lg.OpenAICompatible("m", scripted.url + "/v1")], runs=2, progress=False, messages=["hi"])
+    assert scripted.requests == []
