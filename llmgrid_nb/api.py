@@ -8,12 +8,10 @@ import logging
 import math
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .config import default_models
-from .conversation import ContinuedSource, Conversation, check_messages
 from .engine import get_engine
 from .errors import ConfigError
 from .grid import Grid
@@ -23,6 +21,9 @@ from .sources.base import Prompt, Source
 from .sources.brave import Brave
 from .sources.master import MasterSynthesis
 from .sources.resolve import resolve_source
+
+if TYPE_CHECKING:
+    from .conversation import Conversation
 
 __all__ = ["MAX_PROMPT_CHARS", "RUN_DEFAULTS", "FollowUp", "arun", "ask", "run", "start"]
 
@@ -42,8 +43,7 @@ RUN_DEFAULTS: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class FollowUp:
+class FollowUp(NamedTuple):
     """What the next turn of a run needs: its model sources (as given, without their history)
     and the options it was started with (``messages`` aside: the conversation holds them)."""
 
@@ -51,8 +51,7 @@ class FollowUp:
     settings: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(NamedTuple):
     """A run checked and resolved, before anything is sent."""
 
     prompt: Prompt
@@ -265,6 +264,7 @@ def _plan(prompt: str, models: Sequence[str | Source] | str | None, *, system: s
     the search and master panes only this turn's question. The budget counts every pane's prompt
     with the longest history of the run, a bound for each.
     """
+    from .conversation import ContinuedSource, Conversation, check_messages
     from .cost import check_budget, validate_budget
 
     p = _prompt(prompt, system, temperature, max_tokens, params, max_prompt_chars)

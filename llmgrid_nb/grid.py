@@ -8,7 +8,6 @@ import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from .conversation import Conversation, Transcripts, answer_message
 from .engine import Engine
 from .errors import ConfigError
 from .events import Event
@@ -17,6 +16,8 @@ from .sources.base import SourceOptions
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .conversation import Conversation, Transcripts
 
 __all__ = ["Grid"]
 
@@ -38,8 +39,9 @@ class Grid:
         self._frames: tuple[pd.DataFrame, pd.DataFrame] | None = None
         self.started_at = time.time()
         self.widget: Any = None
-        #: Where this turn stands: what each pane was sent before its question.
-        self._conversation = conversation or Conversation(id=mux.run_id)
+        #: Where this turn stands: what each pane was sent before its question (None: a first
+        #: question with no history, whose conversation is made when asked for).
+        self._given_conversation = conversation
         #: What the next turn needs (the models and options this run was started with).
         self._follow_up = follow_up
         #: The turn before this one, if any.
@@ -59,6 +61,14 @@ class Grid:
     def sources(self) -> list[str]:
         """The unique source names, in the order given."""
         return list(self._mux.slots)
+
+    @property
+    def _conversation(self) -> Conversation:
+        if self._given_conversation is None:
+            from .conversation import Conversation
+
+            self._given_conversation = Conversation(id=self._mux.run_id)
+        return self._given_conversation
 
     @property
     def turn(self) -> int:
@@ -82,6 +92,8 @@ class Grid:
         system message included), the question, and its answer (partial, with a note, when it
         failed or was stopped). A pane of an extra choice (``name[1]``) was sent its stream's
         history."""
+        from .conversation import Transcripts, answer_message
+
         prompt = self._mux.prompt
         facts = self._mux.recorder.streams
         panes = {}
