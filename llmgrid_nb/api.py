@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -242,12 +243,17 @@ def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: 
                     asyncio.get_running_loop().run_in_executor(None, _persist, grid, log_path)
 
     if grid_widget is not None:
-        from IPython.display import display
+        from .display import FinalDisplay
 
         grid.widget = grid_widget
         grid_widget.on_stop(grid.cancel)
-        display(grid_widget)
+        grid.final_display = FinalDisplay(grid_widget)
     grid._future = engine.submit(_main())
+    if stoppable and grid.final_display is not None:
+        # Nobody waits for a run that returned at once: its output is updated when it ends.
+        final = grid.final_display
+        grid._future.add_done_callback(lambda _: threading.Thread(target=final.finish, args=(grid,),
+                                                                   name="llmgrid-final-display").start())
     return grid
 
 

@@ -39,6 +39,8 @@ class Grid:
         self._frames: tuple[pd.DataFrame, pd.DataFrame] | None = None
         self.started_at = time.time()
         self.widget: Any = None
+        #: The notebook output showing the widget, updated with static renderings when the run ends.
+        self.final_display: Any = None
         #: Where this turn stands: what each pane was sent before its question (None: a first
         #: question with no history, whose conversation is made when asked for).
         self._given_conversation = conversation
@@ -235,8 +237,15 @@ class Grid:
                 self._future.result(5.0)
             except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
                 pass
+            self._finish_display()
             raise
+        self._finish_display()
         return self
+
+    def _finish_display(self) -> None:
+        """On the waiting (kernel) thread, before the cell ends: the output gains the static view."""
+        if self.final_display is not None and self.done:
+            self.final_display.finish(self)
 
     def __await__(self) -> Generator[Any, None, Grid]:
         try:

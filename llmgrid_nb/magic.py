@@ -207,7 +207,7 @@ class LLMGridMagics(Magics):
             options["synthesize"] = MasterSynthesis(args.synthesize, incremental=args.synthesize_each)
         elif args.synthesize_each:
             raise UsageError("--synthesize-each goes with --synthesize MODEL")
-        options["widget"] = not args.no_widget
+        options["widget"] = False if args.no_widget else None
         return start_follow_up(grid, prompt, options, stoppable=args.background)
 
     def _grid_to_continue(self, name: str, *, named: bool) -> Grid:
@@ -227,7 +227,8 @@ class LLMGridMagics(Magics):
     def _start(self, prompt: str, models: Any, options: dict[str, Any], args: Any) -> Grid:
         from .api import RUN_DEFAULTS, _start
 
-        settings = {**RUN_DEFAULTS, **options, "widget": not args.no_widget}
+        # No widget where no front end can show one (terminal IPython, scripts): text instead.
+        settings = {**RUN_DEFAULTS, **options, "widget": False if args.no_widget else None}
         return _start(prompt, models, **settings, stoppable=args.background)
 
     def _finish(self, grid: Grid, args: Any) -> None:
@@ -243,7 +244,7 @@ class LLMGridMagics(Magics):
             print(f"Interrupted: every stream was cancelled; partial results are in "
                   f"{args.out or '_llmgrid'}.")
             raise
-        if args.no_widget:
+        if grid.widget is None:
             from .report import text_report
 
             print(text_report(grid))
