@@ -55,6 +55,7 @@ def test_unfinished_answers_are_sent_back_with_a_note() -> None:
     assert answer_message("half", "failed", "reset").get("content") == (
         "half\n\n[this answer is incomplete: the stream failed: reset]")
     assert answer_message("", "cancelled")["content"] == "[this answer is incomplete: it was stopped]"
+    assert answer_message("so far", "streaming")["content"] == "so far\n\n[this answer is incomplete: it was still streaming]"
 
 
 def test_the_next_turn_continues_each_pane_from_its_transcript() -> None:
