@@ -9,13 +9,14 @@ from typing import Any
 import httpx
 
 from ..config import ollama_base_url
-from ..errors import ConfigError, ProviderError
+from ..errors import ProviderError
 from ..events import Done, Error, Event, Reasoning, Status, Token, ToolCall, Usage
 from ..lines import LineDecoder
 from ..rx_stamps import receive_time
 from .base import Prompt, SourceOptions, StreamContext
 from .http_errors import describe_error_object, error_from_response, translate_transport_error
 from .openai_sse import count
+from .http_stream import DirectSource
 from .payloads import decode_payload
 
 __all__ = ["OLLAMA_TIMINGS", "Ollama", "OllamaLineParser"]
@@ -77,7 +78,7 @@ class OllamaLineParser:
         return Usage(self.source, t, count(obj.get("prompt_eval_count")), count(obj.get("eval_count")), None, server)
 
 
-class Ollama:
+class Ollama(DirectSource):
     """A model served by Ollama, streamed from ``/api/chat`` (base from OLLAMA_HOST)."""
 
     route = "direct-ollama"
@@ -98,24 +99,10 @@ class Ollama:
         self.name = name or f"ollama/{model}"
         self.options = SourceOptions(system, temperature, max_tokens, dict(extra_body or {}))
 
-    def __repr__(self) -> str:
-        return f"Ollama(model={self.model!r}, base_url={self.base_url!r}, name={self.name!r})"
-
     @property
     def base_url(self) -> str:
         """Ollama's base URL (without ``/api``)."""
         return (self._base_url or ollama_base_url()).rstrip("/")
-
-    @property
-    def host(self) -> str | None:
-        from ..clients import host_key
-
-        return host_key(self.base_url)
-
-    def validate(self) -> None:
-        """Check the base URL before anything is sent."""
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{self.name}: base_url must start with http:// or https://")
 
     def request_body(self, prompt: Prompt) -> dict[str, Any]:
         """The JSON body of the streaming request (sampling options go under ``options``)."""

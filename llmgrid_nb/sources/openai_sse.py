@@ -43,7 +43,7 @@ class OpenAIChunkParser:
     is one that ends with no content and no finish reason (a busy llama.cpp server's reply).
     """
 
-    __slots__ = ("source", "finish_reason", "_tools", "saw_usage", "done", "messages", "got_content",
+    __slots__ = ("source", "finish_reason", "_tools", "done", "messages", "got_content",
                  "_refused", "_other_choices", "_had_tools", "_failure", "_choices")
 
     def __init__(self, source: str, *, choices: int = 1) -> None:
@@ -52,7 +52,6 @@ class OpenAIChunkParser:
         self._choices = {i: OpenAIChunkParser(choice_name(source, i)) for i in range(1, choices)}
         self.finish_reason: str | None = None
         self._tools: dict[int, list[Any]] = {}
-        self.saw_usage = False
         #: ``data: [DONE]`` arrived.
         self.done = False
         #: Payloads parsed so far (for describing a reply that carried nothing).
@@ -190,7 +189,6 @@ class OpenAIChunkParser:
         return calls
 
     def _usage(self, usage: Mapping[str, Any], t: float, groq: Any = None, timings: Any = None) -> Usage:
-        self.saw_usage = True
         details = usage.get("completion_tokens_details") or {}
         return Usage(self.source, t, count(usage.get("prompt_tokens")), count(usage.get("completion_tokens")),
                      count(details.get("reasoning_tokens")), server_figures(usage, groq, timings))
