@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
@@ -73,6 +74,17 @@ class Engine:
 
 _engines: dict[str, Engine] = {}
 _engine_lock = threading.Lock()
+
+
+def _forget_engines_after_fork() -> None:
+    """A forked child inherits the engines but not their threads: it starts its own on first use
+    (``multiprocessing`` with fork, the Linux default before Python 3.14, would hang otherwise)."""
+    global _engine_lock
+    _engines.clear()
+    _engine_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_engines_after_fork)
 
 
 def get_engine(name: str = "llmgrid-engine") -> Engine:
