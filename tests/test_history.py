@@ -3,15 +3,20 @@ grows, a log written before they existed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hand_made import ANSWER, PARTIAL, STARTED_AT, hand_made_run, history_of
 
 import llmgrid_nb as lg
+from llmgrid_nb.history import History, persist_run, run_record
 from llmgrid_nb.metrics import SUMMARY_COLUMNS, SUMMARY_DTYPES
 
 PRICED = "sim/steady?tokens=12&rate=400&ttft=0.01&price_in=150&price_out=600"
@@ -126,3 +131,55 @@ def test_turns_and_the_conversation_label_every_row_in_memory_and_in_the_log(tmp
         sizes = [g.summary.set_index("source").prompt_tokens[model] for g in turns]
         assert sizes == sorted(sizes) and len(set(sizes)) == 3, (model, sizes)
 
+
+
+# -- plain values: no Grid behind them --------------------------------------------------------------
+
+
+def test_a_history_gives_back_each_run_as_its_record() -> None:
+    first, second = hand_made_run("hand1"), hand_made_run("hand2", "Another question", started_at=STARTED_AT + 60)
+    history = history_of(first, second)
+    for run in (first, second):
+        back = history.run(run.run_id)
+        pd.testing.assert_frame_equal(back.chunks, run.chunks, check_exact=True)
+        pd.testing.assert_frame_equal(back.summary, run.summary, check_exact=True)
+        assert (back.run_id, back.prompt, back.started_at, back.status) == (run.run_id, run.prompt, run.started_at, "done")
+    assert history.run().run_id == "hand2"
+    with pytest.raises(ValueError, match="no run 'hand3' in this history"):
+        history.run("hand3")
+    with pytest.raises(ValueError, match="no runs"):
+        History(first.chunks.iloc[:0], first.summary.iloc[:0]).run()
+    stopped = first.summary.assign(status=["done", "cancelled"])
+    assert history_of(dataclasses.replace(first, summary=stopped)).run().status == "cancelled"
+
+
+def test_a_hand_made_run_is_logged_and_read_back_without_a_grid(tmp_path: Path) -> None:
+    log = tmp_path / "runs.sqlite"
+    persist_run(hand_made_run(), log)
+    persist_run(hand_made_run("hand2", "Another question"), log)
+    back = lg.history(log).run("hand1")
+    assert (back.prompt, back.started_at) == ("Explain SSE <b>", STARTED_AT)
+    assert list(back.summary.source) == ["fast", "broken"] and list(back.summary.text) == [ANSWER, PARTIAL]
+    assert list(back.summary.status) == ["done", "failed"] and back.summary.cost_usd.iloc[0] == 0.0012
+    assert "prompt" not in back.summary.columns and "prompt" not in back.chunks.columns
+    assert list(back.chunks.text) == list(hand_made_run().chunks.text)
+
+
+def test_a_hand_made_run_joins_the_process_history() -> None:
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import pandas as pd; import llmgrid_nb as lg; "
+            "from hand_made import hand_made_run; from llmgrid_nb.history import record_run; "
+            "run = hand_made_run(); record_run(run); h = lg.history(); back = h.run('hand1'); "
+            "pd.testing.assert_frame_equal(back.summary, run.summary); "
+            "pd.testing.assert_frame_equal(back.chunks, run.chunks); "
+            "print(list(h.summary.prompt), list(h.summary.started_at))")
+    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == f"['Explain SSE <b>', 'Explain SSE <b>'] [{STARTED_AT}, {STARTED_AT}]"
+
+
+def test_a_grid_is_kept_in_the_history_as_its_record() -> None:
+    grid = lg.run("Explain SSE", ["sim/fast?tokens=8", "sim/steady?tokens=5&fault=reset&after=2"], retries=0)
+    mine, back = run_record(grid), lg.history().run(grid.run_id)
+    assert (back.prompt, back.started_at, back.status) == (grid.prompt, grid.started_at, "done")
+    pd.testing.assert_frame_equal(back.chunks, mine.chunks)
+    pd.testing.assert_frame_equal(back.summary[list(mine.summary.columns)], mine.summary)
