@@ -1,8 +1,9 @@
 """Charts of a run's DataFrames: cumulative tokens, TTFT, inter-chunk latency, decode speed.
 
 Every function takes the DataFrames (``grid.chunks``, ``grid.summary``, or ``lg.history()``'s),
-or the Grid / History itself, draws into ``ax=`` when given (else a new figure) and returns the
-Axes (``plot_run``: the Figure). matplotlib is imported only when a chart is drawn.
+or a value holding both (a ``RunRecord``: ``grid.record()``; a ``History``), or a Grid (read as its
+record; nothing here imports the Grid), draws into ``ax=`` when given (else a new figure) and
+returns the Axes (``plot_run``: the Figure). matplotlib is imported only when a chart is drawn.
 
 Colours: each source keeps one colour in every chart (tab10 over the sorted source names, or
 the ``colors=`` mapping you pass; ``plot_run`` shares one mapping across its four panels).
@@ -22,17 +23,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from .events import CONTENT_KINDS
+from .history import as_plain
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .grid import Grid
-    from .history import History
+    from .history import History, Recordable, RunRecord
 
-    #: What the charts accept: a DataFrame of the right kind, or a Grid / History holding both.
-    RunData = pd.DataFrame | Grid | History
+    #: What the charts accept: a DataFrame of the right kind, a RunRecord / History holding both,
+    #: or a live run (a Grid) that gives its RunRecord.
+    RunData = pd.DataFrame | RunRecord | History | Recordable
 
 __all__ = [
     "plot_cumulative_tokens",
@@ -66,7 +68,8 @@ def source_colors(sources: Iterable[str]) -> dict[str, str]:
 
 
 def _frames(data: Any) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """(chunks, summary) from a Grid or History; a bare DataFrame is returned as it is."""
+    """(chunks, summary) from a RunRecord, History or Grid; a bare DataFrame is returned as it is."""
+    data = as_plain(data)
     if hasattr(data, "chunks") and hasattr(data, "summary"):
         return data.chunks, data.summary
     return data, None
@@ -75,7 +78,8 @@ def _frames(data: Any) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
 def _chunks_of(data: Any) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     chunks, summary = _frames(data)
     if chunks is None or "t_s" not in chunks.columns:
-        raise TypeError("expected grid.chunks (a DataFrame with t_s, tokens, kind, source), a Grid or a History")
+        raise TypeError("expected grid.chunks (a DataFrame with t_s, tokens, kind, source), a RunRecord, "
+                        "a History or a Grid")
     return chunks, summary
 
 
@@ -83,7 +87,8 @@ def _summary_of(data: Any) -> pd.DataFrame:
     chunks, summary = _frames(data)
     frame = summary if summary is not None else chunks
     if frame is None or "ttft_s" not in frame.columns:
-        raise TypeError("expected grid.summary (a DataFrame with source, status, ttft_s, ...), a Grid or a History")
+        raise TypeError("expected grid.summary (a DataFrame with source, status, ttft_s, ...), a RunRecord, "
+                        "a History or a Grid")
     return frame
 
 
@@ -186,7 +191,7 @@ def plot_cumulative_tokens(
     """Output tokens received over time per source, as step lines, with a dot at the first token.
 
     The x axis is seconds since each stream's request when the summary is known (pass
-    ``summary=`` or a Grid/History: its ``t_request_s`` aligns the streams, and the dot sits at
+    ``summary=`` or a record/History: its ``t_request_s`` aligns the streams, and the dot sits at
     ``ttft_s``); from chunks alone it is seconds since the run started. y is the running sum of
     the per-chunk ``tokens`` over content rows (token, reasoning, tool_call, final_synthesis),
     so each line ends at the stream's total in ``chunks`` (an offline count, which can differ
@@ -472,20 +477,21 @@ def _boxplot(ax: Axes, data: list[Any], positions: list[int]) -> dict[str, Any]:
 
 
 def plot_run(
-    grid: Grid | History,
+    grid: RunRecord | History | Recordable,
     *,
     fig: Figure | None = None,
     figsize: tuple[float, float] = (14, 9),
     title: str | None = None,
 ) -> Figure:
-    """A 2×2 dashboard of a run (a Grid, or a History of several): the four charts above.
+    """A 2×2 dashboard of a run (a RunRecord or a Grid, or a History of several): the four charts above.
 
-    The title defaults to the run id and prompt (a Grid), or the number of runs and streams
+    The title defaults to the run id and prompt (one run), or the number of runs and streams
     (a History). Pass an empty ``fig`` (e.g. ``matplotlib.figure.Figure()``) to draw without pyplot.
     """
-    chunks, summary = _frames(grid)
+    run = as_plain(grid)
+    chunks, summary = _frames(run)
     if chunks is None or summary is None:
-        raise TypeError("plot_run takes a Grid or a History (something with .chunks and .summary)")
+        raise TypeError("plot_run takes a RunRecord, a History or a Grid (something with .chunks and .summary)")
     if fig is None:
         import matplotlib.pyplot as plt
 
@@ -499,7 +505,7 @@ def plot_run(
     plot_ttft(summary, ax=axes[0, 1], colors=colors)
     plot_icl(chunks, summary=summary, ax=axes[1, 0], colors=colors)
     plot_throughput(summary, ax=axes[1, 1], colors=colors)
-    fig.suptitle(_label(title) if title is not None else _run_title(grid, summary))
+    fig.suptitle(_label(title) if title is not None else _run_title(run, summary))
     return fig
 
 
@@ -510,9 +516,9 @@ def _prompt_title(run_id: str, prompt: str) -> str:
     return f"run {run_id} · “{short}”"
 
 
-def _run_title(grid: Any, summary: pd.DataFrame) -> str:
-    prompt = getattr(grid, "prompt", None)
+def _run_title(data: Any, summary: pd.DataFrame) -> str:
+    prompt = getattr(data, "prompt", None)
     if isinstance(prompt, str):
-        return _label(_prompt_title(str(getattr(grid, "run_id", "")), prompt))
+        return _label(_prompt_title(str(getattr(data, "run_id", "")), prompt))
     runs = summary["run_id"].nunique() if "run_id" in summary.columns else 1
     return f"{runs} run{'s' if runs != 1 else ''}, {len(summary)} streams"

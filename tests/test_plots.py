@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from hand_made import hand_made_run, history_of  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -251,3 +252,49 @@ def test_several_runs_draw_a_line_per_run_and_median_bars(grid: lg.Grid) -> None
     assert "median" in ttft.get_title()
     fig = plot_run(both)
     assert fig.get_suptitle() == "2 runs, 6 streams"
+
+
+# -- plain values: no Grid behind them --------------------------------------------------------------
+
+
+def test_every_chart_reads_a_hand_made_run_without_a_grid() -> None:
+    run = hand_made_run()
+    fig = plot_run(run, fig=Figure())
+    assert fig.get_suptitle() == "run hand1 · “Explain SSE <b>”"
+    cumulative, ttft, icl, throughput = fig.axes
+    lines = _legend_lines(cumulative)
+    assert set(lines) == {"fast", "broken (failed)"}
+    assert list(lines["fast"].get_ydata()) == [0, 1, 2, 3, 4]  # three tokens and a tool call
+    assert list(lines["fast"].get_xdata()) == pytest.approx([0.0, 0.10, 0.20, 0.30, 0.35])
+    assert list(lines["broken (failed)"].get_xdata()) == pytest.approx([0.0, 0.20])  # since its own request
+    assert _tick_labels(ttft) == ["fast", "broken (failed)"]
+    assert [b.get_width() for b in ttft.patches] == pytest.approx([0.10, 0.20])
+    assert _tick_labels(icl) == ["broken (failed) (no gaps)", "fast"]
+    assert [b.get_width() for b in throughput.patches] == pytest.approx([12.0, 0.0])
+    assert [t.get_text() for t in throughput.texts] == ["12 tok/s", "no data"]
+
+
+def test_a_chart_of_the_record_is_the_chart_of_its_frames() -> None:
+    run = hand_made_run()
+    for chart in (plot_ttft, plot_throughput):
+        assert [b.get_width() for b in chart(run).patches] == [b.get_width() for b in chart(run.summary).patches]
+    whole = _legend_lines(plot_cumulative_tokens(run))
+    framed = _legend_lines(plot_cumulative_tokens(run.chunks, summary=run.summary))
+    assert {k: list(v.get_xdata()) for k, v in whole.items()} == {k: list(v.get_xdata()) for k, v in framed.items()}
+
+
+def test_a_history_of_hand_made_runs_charts_every_run_and_each_run_alone() -> None:
+    first, second = hand_made_run("hand1"), hand_made_run("hand2", "Another question")
+    history = history_of(first, second)
+    assert plot_run(history, fig=Figure()).get_suptitle() == "2 runs, 4 streams"
+    assert set(_legend_lines(plot_cumulative_tokens(history))) == {"fast ×2 runs", "broken (2/2 failed) ×2 runs"}
+    assert plot_run(history.run("hand2"), fig=Figure()).get_suptitle() == "run hand2 · “Another question”"
+
+
+def test_a_grid_draws_the_chart_of_its_record(grid: lg.Grid) -> None:
+    from llmgrid_nb.history import run_record
+
+    run = run_record(grid)
+    assert (run.run_id, run.prompt) == (grid.run_id, grid.prompt)
+    assert grid.plot(fig=Figure()).get_suptitle() == plot_run(run, fig=Figure()).get_suptitle()
+    assert [b.get_width() for b in plot_ttft(grid).patches] == [b.get_width() for b in plot_ttft(run).patches]
