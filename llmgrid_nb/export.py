@@ -1,5 +1,7 @@
 """Save a run: its DataFrames as CSV or Parquet files, and a self-contained HTML report.
 
+A view: it reads a RunRecord (``grid.record()``) or a History; a Grid is read as its record.
+
 The report is one file with no external resources (inline CSS, charts as base64 PNG, a
 Content-Security-Policy that allows nothing else) and every piece of model output, prompt,
 source name and error escaped: model output is untrusted text and is never injected as HTML.
@@ -16,12 +18,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .config import HOSTED_OPENAI_COMPATIBLE, Secret, env_key
-from .history import History
+from .history import History, as_plain, run_record
 from .metrics import SUMMARY_DTYPES, typed_summary
 from .plots import _prompt_title, plot_run
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .history import Recordable, RunRecord
+
+    #: What the exports take: one run (a RunRecord, or a Grid giving its record) or a History.
+    Runs = RunRecord | History | Recordable
 
 __all__ = ["ExportedFiles", "html_report", "read_exported", "to_csv", "to_parquet"]
 
@@ -42,38 +49,41 @@ class ExportedFiles(NamedTuple):
     summary: Path
 
 
-def _frames(grid: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if not (hasattr(grid, "chunks") and hasattr(grid, "summary")):
-        raise TypeError("expected a Grid or a History (something with .chunks and .summary)")
-    return grid.chunks, grid.summary
+def _frames(data: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if not (hasattr(data, "chunks") and hasattr(data, "summary")):
+        raise TypeError("expected a RunRecord, a History or a Grid (something with .chunks and .summary)")
+    return data.chunks, data.summary
 
 
-def _paths(grid: Any, directory: str | Path, prefix: str | None, suffix: str) -> ExportedFiles:
+def _paths(data: Any, directory: str | Path, prefix: str | None, suffix: str) -> ExportedFiles:
     folder = Path(directory).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     if prefix is None:
-        run_id = getattr(grid, "run_id", None)
+        run_id = getattr(data, "run_id", None)
         prefix = f"llmgrid-{run_id}" if isinstance(run_id, str) else "llmgrid-history"
     return ExportedFiles(folder / f"{prefix}-chunks{suffix}", folder / f"{prefix}-summary{suffix}")
 
 
-def to_csv(grid: Any, directory: str | Path, *, prefix: str | None = None) -> ExportedFiles:
-    """Write ``grid.chunks`` and ``grid.summary`` as UTF-8 CSV files in ``directory``.
+def to_csv(grid: Runs, directory: str | Path, *, prefix: str | None = None) -> ExportedFiles:
+    """Write ``grid.chunks`` and ``grid.summary`` (a Grid's, a RunRecord's or a History's) as UTF-8
+    CSV files in ``directory``.
 
     Files are ``<prefix>-chunks.csv`` and ``<prefix>-summary.csv`` (prefix: ``llmgrid-<run_id>``,
     or ``llmgrid-history`` for a History). ``read_exported`` reads them back with their dtypes.
     """
-    chunks, summary = _frames(grid)
-    files = _paths(grid, directory, prefix, ".csv")
+    data = as_plain(grid)
+    chunks, summary = _frames(data)
+    files = _paths(data, directory, prefix, ".csv")
     chunks.to_csv(files.chunks, index=False, encoding="utf-8")
     summary.to_csv(files.summary, index=False, encoding="utf-8")
     return files
 
 
-def to_parquet(grid: Any, directory: str | Path, *, prefix: str | None = None) -> ExportedFiles:
+def to_parquet(grid: Runs, directory: str | Path, *, prefix: str | None = None) -> ExportedFiles:
     """Write ``grid.chunks`` and ``grid.summary`` as Parquet files (needs pyarrow) in ``directory``."""
-    chunks, summary = _frames(grid)
-    files = _paths(grid, directory, prefix, ".parquet")
+    data = as_plain(grid)
+    chunks, summary = _frames(data)
+    files = _paths(data, directory, prefix, ".parquet")
     chunks.to_parquet(files.chunks, index=False)
     summary.to_parquet(files.summary, index=False)
     return files
@@ -202,60 +212,48 @@ def _status_class(status: object) -> str:
     return f"status-{status}" if status in ("done", "failed", "cancelled") else "status-other"
 
 
-def _select_run(grid: Any, run_id: str | None) -> tuple[str, str, float | None, pd.DataFrame, pd.DataFrame]:
-    """(run_id, prompt, start time, chunks, summary) of the one run the report is about."""
-    chunks, summary = _frames(grid)
-    own_id = getattr(grid, "run_id", None)
-    if isinstance(own_id, str):  # a Grid
-        return own_id, grid.prompt, getattr(grid, "started_at", None), chunks, summary
-    if summary.empty:
-        raise ValueError("this history has no runs to report")
-    runs = list(dict.fromkeys(summary["run_id"].astype(str)))
-    chosen = run_id if run_id is not None else runs[-1]
-    if chosen not in runs:
-        raise ValueError(f"no run {chosen!r} in this history; runs are {runs}")
-    s = summary[summary["run_id"].astype(str) == chosen].reset_index(drop=True)
-    c = chunks[chunks["run_id"].astype(str) == chosen].reset_index(drop=True)
-    prompt = str(s["prompt"].iloc[0]) if "prompt" in s.columns else ""
-    first_start = s["started_at"].iloc[0] if "started_at" in s.columns else None
-    started = float(first_start) if first_start is not None and not _missing(first_start) else None
-    return chosen, prompt, started, c, s
+def _one_run(data: Any, run_id: str | None) -> RunRecord:
+    """The one run the report is about: the record itself, or ``run_id``'s of a History."""
+    if isinstance(getattr(data, "run_id", None), str):  # one run
+        return run_record(data)
+    chunks, summary = _frames(data)
+    return (data if isinstance(data, History) else History(chunks, summary)).run(run_id)
 
 
-def _chart_png(chunks: pd.DataFrame, summary: pd.DataFrame, title: str) -> str | None:
+def _chart_png(run: RunRecord, title: str) -> str | None:
     """The run's dashboard as a base64 PNG, drawn without pyplot; None without matplotlib."""
     try:
         from matplotlib.figure import Figure
     except ImportError:
         return None
-    fig = plot_run(History(chunks, summary), fig=Figure(), title=title)
+    fig = plot_run(run, fig=Figure(), title=title)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=96, metadata={"Software": None})
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def html_report(grid: Any, path: str | Path | None = None, *, run_id: str | None = None) -> str:
+def html_report(grid: Runs, path: str | Path | None = None, *, run_id: str | None = None) -> str:
     """A self-contained HTML page of one run: prompt, summary table, charts, every answer, errors.
 
-    ``grid`` is a Grid, or a History (``lg.history()``, or one read from a log) with ``run_id``
-    choosing the run (default: the last). With ``path`` the page is also written there (UTF-8).
-    Model output, prompt and errors are escaped text; the values of API-key variables set in
-    this process are masked wherever they might appear.
+    ``grid`` is one run (a RunRecord, or a Grid), or a History (``lg.history()``, or one read from
+    a log) with ``run_id`` choosing the run (default: the last). With ``path`` the page is also
+    written there (UTF-8). Model output, prompt and errors are escaped text; the values of API-key
+    variables set in this process are masked wherever they might appear.
     """
-    from . import __version__
-
-    rid, prompt, started, chunks, summary = _select_run(grid, run_id)
+    version = _package_version()
+    run = _one_run(as_plain(grid), run_id)
+    rid, prompt, started, chunks, summary = run.run_id, run.prompt, run.started_at, run.chunks, run.summary
     when = (_dt.datetime.fromtimestamp(started, tz=_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
             if started is not None and math.isfinite(started) else "unknown time")
     # Masked before drawing: text in pixels cannot be masked afterwards.
-    png = _chart_png(chunks, summary, _mask_keys(_prompt_title(rid, prompt)))
+    png = _chart_png(run, _mask_keys(_prompt_title(rid, prompt)))
 
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f'<meta name="generator" content="llmgrid_nb {_e(__version__)}">',
+        f'<meta name="generator" content="llmgrid_nb {_e(version)}">',
         f"<title>llmgrid run {_e(rid)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>llmgrid run <code>{_e(rid)}</code></h1>",
@@ -281,13 +279,24 @@ def html_report(grid: Any, path: str | Path | None = None, *, run_id: str | None
     parts.append("<h2>Answers</h2>")
     for _, row in summary.iterrows():
         parts.append(_source_section(row, chunks))
-    parts.append(f"<footer>Generated by llmgrid_nb {_e(__version__)}. Times are seconds on the kernel's "
+    parts.append(f"<footer>Generated by llmgrid_nb {_e(version)}. Times are seconds on the kernel's "
                  "monotonic clock; see the README's metric definitions.</footer>")
     parts.append("</body></html>")
     page = _mask_keys("\n".join(parts))
     if path is not None:
         Path(path).expanduser().write_text(page, encoding="utf-8")
     return page
+
+
+def _package_version() -> str:
+    """The installed package's version (read from its metadata: this module does not import the
+    package it is part of)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llmgrid_nb")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _status_line(summary: pd.DataFrame) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import html
 import json
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ matplotlib.use("Agg")
 
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from hand_made import ANSWER, ERROR, PARTIAL, STARTED_AT, hand_made_run, history_of  # noqa: E402
 from scripted_server import Script, ScriptedServer  # noqa: E402
 
 import llmgrid_nb as lg  # noqa: E402
@@ -301,3 +303,45 @@ def test_a_report_without_cost_columns_still_renders(grid: lg.Grid) -> None:
     old = grid.summary.drop(columns=["cost_usd", "input_cost_usd", "output_cost_usd", "cost_source", "price_source"])
     page = html_report(History(grid.chunks, old.assign(prompt="Explain SSE")), run_id=grid.run_id)
     assert "cost-total" not in page and _parse(page).texts["answer"][0] == grid.texts[FAST]
+
+
+# -- plain values: no Grid behind them --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("write", [to_csv, to_parquet])
+def test_a_hand_made_run_is_written_and_read_back_without_a_grid(tmp_path: Path, write) -> None:
+    run = hand_made_run()
+    files = write(run, tmp_path)
+    assert files.chunks.name.startswith("llmgrid-hand1-chunks.")
+    back = read_exported(files)
+    pd.testing.assert_frame_equal(back.chunks, run.chunks, check_exact=True)
+    pd.testing.assert_frame_equal(back.summary, run.summary, check_exact=True)
+
+
+def test_the_report_of_a_hand_made_run_shows_its_prompt_answers_error_and_version() -> None:
+    page = html_report(hand_made_run())
+    parsed = _parse(page)
+    assert parsed.texts["prompt"] == ["Explain SSE <b>"]
+    assert parsed.texts["answer"] == [ANSWER, PARTIAL]
+    assert parsed.texts["error"] == [ERROR]
+    assert any('lookup({"q": "sse"})' in t for t in parsed.texts["tool"])
+    (total,) = parsed.texts["meta cost-total"]
+    assert total.startswith("Total cost $0.0012 (1 of 2 panes")
+    generator = [a["content"] for t, a in parsed.tags if t == "meta" and a.get("name") == "generator"]
+    assert generator == [f"llmgrid_nb {lg.__version__}"]
+    assert dt.datetime.fromtimestamp(STARTED_AT, tz=dt.timezone.utc).astimezone().isoformat(timespec="seconds") in page
+
+
+def test_a_history_reports_each_run_as_that_run_alone() -> None:
+    first, second = hand_made_run("hand1"), hand_made_run("hand2", "Another question", started_at=STARTED_AT + 60)
+    history = history_of(first, second)
+    assert html_report(history, run_id="hand1") == html_report(first)
+    assert html_report(history) == html_report(second)  # the last run by default
+    with pytest.raises(ValueError, match="no run 'hand3'"):
+        html_report(history, run_id="hand3")
+
+
+def test_a_grid_is_reported_as_its_record(grid: lg.Grid) -> None:
+    from llmgrid_nb.history import run_record
+
+    assert html_report(grid) == html_report(run_record(grid)) == grid.report()
