@@ -1,14 +1,17 @@
-"""Plain-text rendering of a finished run, for terminals, exports and ``--no-widget``."""
+"""Plain-text rendering of a finished run, for terminals, exports and ``--no-widget``.
+
+A view: it reads the run's frames (a RunRecord; a Grid is read as its record)."""
 
 from __future__ import annotations
 
+import json
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .grid import Grid
+    from .history import Recordable, RunRecord
 
 __all__ = ["cost_line", "text_report"]
 
@@ -46,17 +49,18 @@ def cost_line(summary: pd.DataFrame) -> str:
     return f"total cost {total}{note}{'; sim: a simulated price, not a real cost' if simulated else ''}"
 
 
-def text_report(grid: Grid, *, width: int = 100) -> str:
-    """Each source's status line (with its cost when known), its refusal, answer and error, then
-    the run's total cost: stable for exports."""
+def text_report(grid: RunRecord | Recordable, *, width: int = 100) -> str:
+    """Each source's status line (with its cost when known), its refusal, answer, tool calls and
+    error, then the run's total cost: stable for exports. ``grid``: a RunRecord, or a Grid."""
     from .cost import format_usd
+    from .history import run_record
 
-    summary = grid.summary.set_index("source")
-    texts = grid.texts
-    refused = _refusals(grid.chunks)
+    run = run_record(grid)
+    chunks = run.chunks
+    refused = _refusals(chunks)
     parts = []
-    for name in grid.sources:
-        row = summary.loc[name]
+    for _, row in run.summary.iterrows():
+        name = str(row.source)
         cost = format_usd(_known(row.cost_usd), row.cost_source) if "cost_usd" in row.index else ""
         head = (f"── {name} · {row.status} · TTFT {_fmt(row.ttft_s, ' s')} · "
                 f"{row.output_tokens} tokens · {_fmt(row.decode_tokens_per_s, ' tok/s', 1)} "
@@ -64,18 +68,43 @@ def text_report(grid: Grid, *, width: int = 100) -> str:
         parts.append(head + "─" * max(0, width - len(head)))
         if refused.get(name):
             parts.append(f"[refusal] {refused[name].rstrip()}")
-        if texts[name]:
-            parts.append(texts[name].rstrip())
-        tools = [e for e in grid.events if e.kind == "tool_call" and e.source == name]
-        for call in tools:
-            parts.append(f"[tool call] {call.name}({call.arguments})")  # type: ignore[union-attr]
+        text = _answer(row, chunks)
+        if text:
+            parts.append(text.rstrip())
+        for call in _tool_calls(row, chunks):
+            parts.append(f"[tool call] {call}")
         if isinstance(row.error, str) and row.error:
             parts.append(f"[error] {row.error}")
         parts.append("")
-    total = cost_line(grid.summary)
+    total = cost_line(run.summary)
     if total:
         parts.extend([total, ""])
     return "\n".join(parts)
+
+
+def _own_rows(chunks: pd.DataFrame, source: str, kinds: tuple[str, ...]) -> pd.DataFrame:
+    return chunks[(chunks["source"].astype(str) == source) & chunks["kind"].astype(str).isin(kinds)]
+
+
+def _answer(row: Any, chunks: pd.DataFrame) -> str:
+    """The pane's answer: the summary's ``text``, else (a log written before it) joined from its chunks."""
+    text = row.get("text")
+    if isinstance(text, str):
+        return text
+    return "".join(_own_rows(chunks, str(row.source), ("token", "final_synthesis"))["text"].astype(str))
+
+
+def _tool_calls(row: Any, chunks: pd.DataFrame) -> list[str]:
+    """The pane's tool calls as ``name(arguments)``: from the summary's ``tool_calls``, else its chunks."""
+    listed = row.get("tool_calls")
+    if isinstance(listed, str):
+        try:
+            calls = json.loads(listed)
+        except ValueError:
+            calls = None
+        if isinstance(calls, list):
+            return [f"{c.get('name', '')}({c.get('arguments', '')})" for c in calls if isinstance(c, dict)]
+    return list(_own_rows(chunks, str(row.source), ("tool_call",))["text"].astype(str))
 
 
 def _known(value: object) -> float | None:

@@ -1,0 +1,37 @@
+"""The plain-text report, read from a run's frames: no Grid needed behind them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hand_made import ANSWER, ERROR, PARTIAL, TOOL_CALL, hand_made_run
+
+from llmgrid_nb.report import text_report
+
+
+def test_text_report_of_a_hand_made_run_shows_each_pane_then_the_total() -> None:
+    lines = text_report(hand_made_run(), width=80).splitlines()
+    assert lines == [
+        "── fast · done · TTFT 0.10 s · 4 tokens · 12.0 tok/s · $0.0012 " + "─" * 17,
+        ANSWER,
+        f"[tool call] {TOOL_CALL}",
+        "",
+        "── broken · failed · TTFT 0.20 s · 1 tokens · – " + "─" * 32,
+        PARTIAL,
+        f"[error] {ERROR}",
+        "",
+        "total cost $0.0012 (1 of 2 panes have a known cost)",
+    ]
+
+
+def test_frames_without_the_answer_columns_are_reported_from_their_chunks() -> None:
+    run = hand_made_run()
+    # A run log written before the summary kept the answers.
+    old = dataclasses.replace(run, summary=run.summary.drop(columns=["text", "reasoning", "refusal", "tool_calls"]))
+    assert text_report(old) == text_report(run)
+
+
+def test_text_report_takes_one_run_not_a_bare_frame() -> None:
+    with pytest.raises(TypeError, match="RunRecord"):
+        text_report(hand_made_run().summary)  # type: ignore[arg-type]
