@@ -136,15 +136,10 @@ def _extra_panes(models: list[Source], brave: bool | Brave | None,
 
 
 def _in_kernel() -> bool:
-    """True inside a Jupyter kernel (where a live widget can be shown)."""
-    import sys
+    """True where a front end that renders widgets sent the running code (``frontend.py``)."""
+    from .frontend import renders_widgets
 
-    if "IPython" not in sys.modules:
-        return False
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
+    return renders_widgets()
 
 
 def start(

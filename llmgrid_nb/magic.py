@@ -187,6 +187,7 @@ class LLMGridMagics(Magics):
     def _follow_up(self, prompt: str, args: Any) -> Grid:
         """The next turn of the grid ``-c`` / ``-C NAME`` names, with the options given on this line."""
         from .api import start_follow_up
+        from .terminal_view import live_view_sinks
 
         if args.continue_last and args.continue_from is not None:
             raise UsageError("-c continues _llmgrid and -C NAME the grid in NAME: give one of them")
@@ -208,6 +209,10 @@ class LLMGridMagics(Magics):
         elif args.synthesize_each:
             raise UsageError("--synthesize-each goes with --synthesize MODEL")
         options["widget"] = False if args.no_widget else None
+        views = live_view_sinks(widget=options["widget"], background=args.background)
+        if views and not getattr(grid, "blind", False):  # a live view shows the real names
+            before = grid._follow_up.settings.get("sinks", ()) if grid._follow_up is not None else ()
+            options["sinks"] = (*before, *views)
         return start_follow_up(grid, prompt, options, stoppable=args.background)
 
     def _grid_to_continue(self, name: str, *, named: bool) -> Grid:
@@ -226,9 +231,12 @@ class LLMGridMagics(Magics):
 
     def _start(self, prompt: str, models: Any, options: dict[str, Any], args: Any) -> Grid:
         from .api import RUN_DEFAULTS, _start
+        from .terminal_view import live_view_sinks
 
-        # No widget where no front end can show one (terminal IPython, scripts): text instead.
+        # The widget where a front end renders it (frontend.py); elsewhere text, live in a terminal.
         settings = {**RUN_DEFAULTS, **options, "widget": False if args.no_widget else None}
+        if not settings.get("blind"):  # a live view shows the real names
+            settings["sinks"] = live_view_sinks(widget=settings["widget"], background=args.background)
         return _start(prompt, models, **settings, stoppable=args.background)
 
     def _finish(self, grid: Grid, args: Any) -> None:
@@ -246,8 +254,9 @@ class LLMGridMagics(Magics):
             raise
         if grid.widget is None:
             from .report import text_report
+            from .terminal_view import plain_text
 
-            print(text_report(grid))
+            print(plain_text(text_report(grid)))  # no control character of an answer reaches the terminal
         return None
 
 
