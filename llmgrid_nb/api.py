@@ -8,7 +8,7 @@ import logging
 import math
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -24,6 +24,7 @@ from .sources.master import MasterSynthesis
 from .sources.resolve import resolve_source
 
 if TYPE_CHECKING:
+    from .blind import Blinding
     from .conversation import Conversation
 
 __all__ = ["MAX_PROMPT_CHARS", "RUN_DEFAULTS", "FollowUp", "arun", "ask", "run", "start"]
@@ -40,16 +41,18 @@ RUN_DEFAULTS: dict[str, Any] = {
     "connect_timeout": 10.0, "first_token_timeout": 60.0, "stall_timeout": 30.0,
     "timeout": 300.0, "retries": 2, "max_concurrency": 32, "stall_threshold": 1.0,
     "max_prompt_chars": MAX_PROMPT_CHARS, "sinks": (), "widget": None, "brave": None,
-    "synthesize": None, "resume": False, "budget_usd": None, "messages": None,
+    "synthesize": None, "resume": False, "budget_usd": None, "messages": None, "blind": False,
 }
 
 
 class FollowUp(NamedTuple):
-    """What the next turn of a run needs: its model sources (as given, without their history)
-    and the options it was started with (``messages`` aside: the conversation holds them)."""
+    """What the next turn of a run needs: its model sources (as given, without their history),
+    the options it was started with (``messages`` aside: the conversation holds them), and what
+    starts it (``start_follow_up``: the Grid asks through it, importing nothing above itself)."""
 
     models: tuple[Source, ...]
     settings: Mapping[str, Any]
+    start: Callable[..., Grid]
 
 
 class Plan(NamedTuple):
@@ -165,6 +168,7 @@ def start(
     resume: bool = False,
     budget_usd: float | None = None,
     messages: Sequence[Mapping[str, str]] | None = None,
+    blind: bool = False,
 ) -> Grid:
     """Validate everything, start the run on the engine and return its Grid at once.
 
@@ -178,7 +182,10 @@ def start(
     pane's output limit at its output price plus its prompt at its input price (LiteLLM's
     bundled prices), is over it. ``messages``: a prior chat history (OpenAI-style
     ``{"role", "content"}`` dicts, system included) sent to every model pane before ``prompt``;
-    the run is turn 1 of a conversation that ``grid.ask`` continues.
+    the run is turn 1 of a conversation that ``grid.ask`` continues. ``blind=True``: the widget
+    labels the model panes "Model A", "Model B", ... in shuffled order and sends nothing naming
+    them (names, models, routes, costs, makers in error messages) until ``grid.vote(...)`` or a
+    click on its vote buttons; the DataFrames keep the real names. Its follow-ups stay blind.
     """
     return _start(prompt, models, system=system, temperature=temperature, max_tokens=max_tokens,
                   params=params, connect_timeout=connect_timeout,
@@ -186,7 +193,7 @@ def start(
                   timeout=timeout, retries=retries, max_concurrency=max_concurrency,
                   stall_threshold=stall_threshold, max_prompt_chars=max_prompt_chars, sinks=sinks,
                   widget=widget, brave=brave, synthesize=synthesize, resume=resume, budget_usd=budget_usd,
-                  messages=messages, stoppable=True)
+                  messages=messages, blind=blind, stoppable=True)
 
 
 def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: str | None,
@@ -196,7 +203,7 @@ def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: 
            max_prompt_chars: int, sinks: Sequence[Sink], widget: bool | None, brave: bool | Brave | None,
            synthesize: str | Source | None, resume: bool, stoppable: bool, record: bool = True,
            budget_usd: float | None = None, messages: Sequence[Mapping[str, str]] | None = None,
-           conversation: Conversation | None = None, previous: Grid | None = None) -> Grid:
+           conversation: Conversation | None = None, previous: Grid | None = None, blind: bool = False) -> Grid:
     plan = _plan(prompt, models, system=system, temperature=temperature, max_tokens=max_tokens,
                  params=params, connect_timeout=connect_timeout,
                  first_token_timeout=first_token_timeout, stall_timeout=stall_timeout,
@@ -207,26 +214,32 @@ def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: 
     conv = plan.conversation
     engine = get_engine()
     all_sinks = list(sinks)
-    grid_widget = None
+    grid_widget = widget_sink = None
     if widget or (widget is None and _in_kernel()):
         from .widget import GridWidget, WidgetSink
 
         grid_widget = GridWidget()
         earlier = previous._turns() if previous is not None else None
-        all_sinks.append(WidgetSink(grid_widget, stoppable=stoppable, turn=conv.turn, earlier=earlier))
+        widget_sink = WidgetSink(grid_widget, stoppable=stoppable, turn=conv.turn, earlier=earlier)
+        all_sinks.append(widget_sink)
     # A first turn's run id is its conversation's id: the turns of one conversation join on it.
     run_id = conv.id if conv.turn == 1 else uuid.uuid4().hex[:12]
     mux = Multiplexer(run_id, plan.prompt, plan.sources, plan.options, engine.pool, all_sinks)
     mux.recorder.conversation_id, mux.recorder.turn = conv.id, conv.turn
+    blinding = _blind(mux, previous) if blind else None
+    if blinding is not None and widget_sink is not None:
+        widget_sink.blinding = blinding
+        # Once an earlier turn was voted on, the names are known: the follow-up shows them.
+        widget_sink.hidden = not (previous is not None and previous._voted_so_far())
     log_path = current_log()
     settings = {"system": system, "temperature": temperature, "max_tokens": max_tokens, "params": params,
                 "connect_timeout": connect_timeout, "first_token_timeout": first_token_timeout,
                 "stall_timeout": stall_timeout, "timeout": timeout, "retries": retries,
                 "max_concurrency": max_concurrency, "stall_threshold": stall_threshold,
                 "max_prompt_chars": max_prompt_chars, "sinks": sinks, "widget": widget, "brave": brave,
-                "synthesize": synthesize, "resume": resume, "budget_usd": budget_usd}
-    grid = Grid(mux, engine, None, conversation=conv, follow_up=FollowUp(plan.models, settings),
-                previous=previous)
+                "synthesize": synthesize, "resume": resume, "budget_usd": budget_usd, "blind": blind}
+    grid = Grid(mux, engine, None, conversation=conv, follow_up=FollowUp(plan.models, settings, start_follow_up),
+                previous=previous, blinding=blinding, widget_sink=widget_sink)
 
     async def _main() -> None:
         try:
@@ -241,7 +254,8 @@ def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: 
         from .display import FinalDisplay
 
         grid.widget = grid_widget
-        grid_widget.on_stop(grid.cancel)
+        grid_widget.on_stop(grid._stop_clicked)
+        grid_widget.on_vote(grid._vote_clicked)
         grid.final_display = FinalDisplay(grid_widget)
     grid._future = engine.submit(_main())
     if stoppable and grid.final_display is not None:
@@ -250,6 +264,24 @@ def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: 
         grid._future.add_done_callback(lambda _: threading.Thread(target=final.finish, args=(grid,),
                                                                    name="llmgrid-final-display").start())
     return grid
+
+
+def _blind(mux: Multiplexer, previous: Grid | None) -> Blinding:
+    """A blind run's letters: a follow-up keeps its conversation's, a first turn shuffles anew.
+    The master pane is handed the answers by letter; every name, model and route is a secret."""
+    from .blind import Blinding
+
+    slots = mux.slots
+    models = [n for n, slot in slots.items() if getattr(slot.source, "pane_kind", "model") == "model"]
+    extra = {n: str(getattr(slot.source, "pane_kind", "model")) for n, slot in slots.items() if n not in models}
+    secrets = [str(v) for slot in slots.values() for v in (slot.source.model, slot.source.route) if v]
+    base = previous._blinding if previous is not None else None
+    blinding = base.with_panes(models, extra, secrets=secrets) if base is not None \
+        else Blinding.shuffled(models, extra, secrets=secrets)
+    for slot in slots.values():
+        if hasattr(slot.source, "disguised"):
+            slot.source = slot.source.disguised(blinding)
+    return blinding
 
 
 def _plan(prompt: str, models: Sequence[str | Source] | str | None, *, system: str | None,

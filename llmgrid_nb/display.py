@@ -37,10 +37,19 @@ class FinalDisplay:
             if self._done or self._handle is None:
                 return
             self._done = True
+        self._update(grid)
+
+    def refresh(self, grid: Grid) -> None:
+        """Update the static renderings again (a blind run's, once its names are revealed)."""
+        if self._done and self._handle is not None:
+            self._update(grid)
+
+    def _update(self, grid: Grid) -> None:
         try:
             from .static_view import static_bundle
 
-            bundle = static_bundle(grid.summary, grid.chunks, prompt=grid.prompt, status=grid.status)
+            summary, chunks = grid.shown_frames()
+            bundle = static_bundle(summary, chunks, prompt=grid.prompt, status=grid.status)
             view = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
             self._handle.update({WIDGET_VIEW_MIME: view, **bundle}, raw=True)
         except Exception:

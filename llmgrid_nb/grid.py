@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
+import threading
 import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
@@ -17,9 +19,15 @@ from .sources.base import SourceOptions
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .blind import Blinding
     from .conversation import Conversation, Transcripts
+    from .history import RunRecord
+    from .votes import Vote
+    from .widget import WidgetSink
 
 __all__ = ["Grid"]
+
+log = logging.getLogger(__name__)
 
 
 class Grid:
@@ -32,7 +40,8 @@ class Grid:
 
     def __init__(self, mux: Multiplexer, engine: Engine, future: concurrent.futures.Future[None] | None, *,
                  conversation: Conversation | None = None, follow_up: Any = None,
-                 previous: Grid | None = None) -> None:
+                 previous: Grid | None = None, blinding: Blinding | None = None,
+                 widget_sink: WidgetSink | None = None) -> None:
         self._mux = mux
         self._engine = engine
         self._future: concurrent.futures.Future[None] = future or concurrent.futures.Future()
@@ -48,6 +57,11 @@ class Grid:
         self._follow_up = follow_up
         #: The turn before this one, if any.
         self.previous = previous
+        #: A blind run's letters (None: not blind), the sink that shows them, and the vote.
+        self._blinding = blinding
+        self._widget_sink = widget_sink
+        self._vote: Vote | None = None
+        self._vote_lock = threading.Lock()
 
     @property
     def run_id(self) -> str:
@@ -129,9 +143,12 @@ class Grid:
         system message. A stream of several choices (``n > 1``) continues from its main pane's
         answer.
         """
-        from .api import ask
-
-        return ask(self, prompt, background=background, **options)
+        if self._follow_up is None:
+            raise ConfigError("this Grid was not started by lg.run, lg.start or %llmgrid: it has nothing to continue")
+        new: Grid = self._follow_up.start(self, prompt, options, stoppable=background)
+        if not background:
+            new.wait()
+        return new
 
     def _next_turn(self) -> tuple[Conversation, Any]:
         """The conversation and plan of the turn after this one, or a ConfigError saying why not."""
@@ -242,6 +259,128 @@ class Grid:
         self._finish_display()
         return self
 
+    @property
+    def blind(self) -> bool:
+        """True when the widget labels the model panes "Model A", "Model B", ... (``blind=True``)."""
+        return self._blinding is not None
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """A blind run's labels and the panes behind them (``{"Model A": "gpt-4o-mini", ...}``;
+        {} when not blind). Reading it spoils the comparison: the widget waits for a vote."""
+        if self._blinding is None:
+            return {}
+        return {self._blinding.labels[name]: name for name in self._blinding.order}
+
+    @property
+    def revealed(self) -> bool:
+        """False while a blind run's widget hides the names (until its vote, or an earlier turn's)."""
+        sink = self._widget_sink
+        if self._blinding is None:
+            return True
+        if sink is not None:
+            return not sink.hidden
+        return self._voted_so_far()
+
+    @property
+    def voted(self) -> Vote | None:
+        """This turn's vote, once cast (``grid.vote``)."""
+        return self._vote
+
+    def _voted_so_far(self) -> bool:
+        """True when this turn or an earlier one of its conversation has a vote (names known)."""
+        grid: Grid | None = self
+        while grid is not None:
+            if grid._vote is not None:
+                return True
+            grid = grid.previous
+        return False
+
+    def vote(self, winner: str) -> Vote:
+        """Say which answer of this turn is better: a pane ("Model A" or "A" in a blind run, else
+        its name), "tie", or "both_bad" ("both bad"; with more panes "all bad" too). Recorded with
+        ``lg.votes()`` (and the SQLite log when one is set) for ``lg.leaderboard()``; a blind run's
+        widget then shows the real names. One vote per turn, once the run has finished."""
+        from .votes import Vote, record_vote
+
+        choices = self.model_panes
+        if not self.done:
+            raise ConfigError(f"run {self.run_id} is still streaming: vote once it has finished (grid.wait())")
+        if len(choices) < 2:
+            raise ConfigError(f"run {self.run_id} has {len(choices)} model pane(s): a vote compares at least two")
+        chosen = self._choice(winner, choices)
+        with self._vote_lock:
+            if self._vote is not None:
+                raise ConfigError(f"turn {self.turn} of run {self.run_id} already has a vote "
+                                  f"({self._shown(self._vote.winner)}); ask a follow-up to vote again")
+            vote = Vote(self.run_id, self.turn, self.prompt, tuple(choices), chosen)
+            record_vote(vote)
+            self._vote = vote
+        self._after_vote(chosen)
+        return vote
+
+    def _choice(self, winner: str, choices: list[str]) -> str:
+        """The pane (real name), "tie" or "both_bad" that ``winner`` names; a ConfigError listing
+        the choices otherwise."""
+        if not isinstance(winner, str):
+            raise ConfigError(f"a vote names a pane, 'tie' or 'both_bad', got {type(winner).__name__}")
+        key = " ".join(winner.replace("_", " ").split()).casefold()
+        if key == "tie":
+            return "tie"
+        if key in ("both bad", "all bad"):
+            return "both_bad"
+        if self._blinding is not None:
+            name = self._blinding.source_of(winner)
+            if name in choices:
+                return name
+        if winner in choices and (self._blinding is None or self.revealed):
+            return winner
+        shown = [self._shown(n) for n in choices]
+        raise ConfigError(f"no model pane {winner!r} to vote for: choose one of {', '.join(map(repr, shown))}, "
+                          "'tie' or 'both_bad'")
+
+    def _shown(self, name: str) -> str:
+        """A pane as the user sees it: its label in a blind run."""
+        return self._blinding.labels.get(name, name) if self._blinding is not None else name
+
+    def _after_vote(self, winner: str) -> None:
+        """Reveal a blind run's names in its widget and its saved output, and close the vote bar."""
+        sink = self._widget_sink
+        if sink is None or self.widget is None:
+            return
+        try:
+            sink.reveal()
+            if self.widget.vote:
+                choice = winner if winner in ("tie", "both_bad") else sink.wire_id(winner)
+                self.widget.vote = {**self.widget.vote, "open": False, "winner": choice, "error": None}
+            if self.final_display is not None:
+                self.final_display.refresh(self)
+        except Exception:
+            log.exception("could not show the vote of run %s in its widget", self.run_id)
+
+    def _vote_clicked(self, choice: str) -> None:
+        """A vote button was clicked (on the kernel's thread): vote, or show why not in the bar."""
+        try:
+            self.vote(choice)
+        except ConfigError as exc:
+            if self.widget is not None and self.widget.vote:
+                self.widget.vote = {**self.widget.vote, "error": str(exc)}
+
+    def _stop_clicked(self, pane: str | None) -> None:
+        """A Stop button was clicked: ``pane`` is the browser's id (a blind run's letter)."""
+        if pane is not None and self._blinding is not None:
+            pane = self._blinding.source_of(pane) or pane
+        if pane is not None and pane not in self._mux.slots:
+            return
+        self.cancel(pane)
+
+    def shown_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(summary, chunks) as the run's own outputs may show them: a blind run's by label, with
+        nothing naming a model, until the names are revealed."""
+        if self._blinding is not None and not self.revealed:
+            return self._blinding.frames(self.summary, self.chunks)
+        return self.summary, self.chunks
+
     def _finish_display(self) -> None:
         """On the waiting (kernel) thread, before the cell ends: the output gains the static view."""
         if self.final_display is not None and self.done:
@@ -257,17 +396,26 @@ class Grid:
             raise
         return self
 
+    def record(self) -> RunRecord:
+        """The run so far as a plain value (its frames, prompt, start time and status): what the
+        charts, reports, exports and history read, so that none of them needs the live Grid."""
+        from .history import RunRecord
+
+        status = self.status
+        chunks, summary = self._build()
+        return RunRecord(self.run_id, self.prompt, chunks, summary, started_at=self.started_at, status=status)
+
     def plot(self, **kwargs: Any) -> Any:
         """The run's 2x2 dashboard: cumulative tokens, TTFT, inter-chunk latency, decode speed."""
         from .plots import plot_run
 
-        return plot_run(self, **kwargs)
+        return plot_run(self.record(), **kwargs)
 
     def report(self, path: str | None = None) -> str:
         """A self-contained HTML report of the run (see ``llmgrid_nb.export.html_report``)."""
         from .export import html_report
 
-        return html_report(self, path)
+        return html_report(self.record(), path)
 
     def show(self) -> Any:
         """Display the run's widget again (another view of the same live panes)."""
@@ -280,4 +428,7 @@ class Grid:
 
     def __repr__(self) -> str:
         turn = f" turn {self.turn}" if self.turn > 1 else ""
+        if self._blinding is not None and not self.revealed:
+            names = ", ".join(self._blinding.labels[n] for n in self._blinding.order)
+            return f"<Grid {self.run_id}{turn} {self.status}, blind: {names}>"
         return f"<Grid {self.run_id}{turn} {self.status}: {', '.join(self.sources)}>"

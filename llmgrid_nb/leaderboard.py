@@ -15,13 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .votes import TIES
+from .votes import votes as recorded_votes
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
 __all__ = ["LEADERBOARD_COLUMNS", "TIES", "battles", "bradley_terry", "leaderboard", "online_elo"]
 
-TIES = frozenset({"tie", "both_bad"})
 LEADERBOARD_COLUMNS = ("model", "rating", "rating_lo", "rating_hi", "elo", "battles", "wins", "losses", "ties")
 _SCALE, _BASE, _INIT = 400.0, 10.0, 1000.0
 #: Weight of the prior: one virtual tie of this weight between every model and an average one.
@@ -101,9 +103,7 @@ def leaderboard(votes: pd.DataFrame | None = None, *, rounds: int = 200, seed: i
     import pandas as pd
 
     if votes is None:
-        from .votes import votes as recorded
-
-        votes = recorded()
+        votes = recorded_votes()
     pairs = [b for models, winner in zip(votes["models"], votes["winner"]) for b in battles(list(models), winner)]
     names = sorted({m for b in pairs for m in (b.a, b.b)})
     if not names:

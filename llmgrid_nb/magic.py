@@ -110,6 +110,8 @@ def _run_options(args: Any) -> dict[str, Any]:
             options[key] = getattr(args, key)
     if args.budget is not None:
         options["budget_usd"] = args.budget
+    if args.blind:
+        options["blind"] = True
     return options
 
 
@@ -136,6 +138,8 @@ class LLMGridMagics(Magics):
     @argument("--synthesize", metavar="MODEL", help="add the master view: MODEL reconciles the answers")
     @argument("--synthesize-each", action="store_true",
               help="with --synthesize: add a reconciling section as each pane finishes, not only at the end")
+    @argument("--blind", action="store_true",
+              help='label the model panes "Model A", "Model B"... in shuffled order until you vote (grid.vote)')
     @argument("--background", action="store_true", help="return at once; the Stop button stays live")
     @argument("--no-widget", action="store_true", help="plain text output (terminals, exports)")
     @argument("-o", "--out", metavar="NAME", help="also bind the Grid to this variable (always: _llmgrid)")

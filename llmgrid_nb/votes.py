@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING
 
 from .errors import ConfigError
 from .history import current_log
-from .leaderboard import TIES
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["VOTE_COLUMNS", "Vote", "record_vote", "votes"]
+__all__ = ["TIES", "VOTE_COLUMNS", "Vote", "record_vote", "votes"]
 
 VOTE_COLUMNS = ("run_id", "turn", "prompt", "models", "winner", "time")
+#: The verdicts that name no model: a tie, and "both bad" (counted as a tie by the leaderboard).
+TIES = frozenset({"tie", "both_bad"})
 
 _lock = threading.Lock()
 _votes: list[Vote] = []

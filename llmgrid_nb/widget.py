@@ -50,6 +50,7 @@ from .errors import ConfigError
 from .events import CONTENT_KINDS, Event
 
 if TYPE_CHECKING:
+    from .blind import Blinding
     from .cost import Cost, Price
     from .multiplexer import Multiplexer
 
@@ -91,6 +92,8 @@ class GridWidget(anywidget.AnyWidget):
     panes = traitlets.List(traitlets.Dict()).tag(sync=True)
     snapshot = traitlets.Dict().tag(sync=True)
     run = traitlets.Dict().tag(sync=True)
+    #: The vote bar of a blind run once it has ended: {open, choices: [{id, label}], winner, error}.
+    vote = traitlets.Dict().tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
         # The bundle's text, not its Path: anywidget reads a Path only when it is a class
@@ -102,6 +105,7 @@ class GridWidget(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self._stop_handler: Callable[[str | None], Any] | None = None
         self._sync_handler: Callable[[], Any] | None = None
+        self._vote_handler: Callable[[str], Any] | None = None
         self.on_msg(self._handle_message)
 
     def on_stop(self, handler: Callable[[str | None], Any] | None) -> None:
@@ -111,6 +115,10 @@ class GridWidget(anywidget.AnyWidget):
     def on_sync(self, handler: Callable[[], Any] | None) -> None:
         """Call ``handler()`` when a view asks for the full state (it missed deltas)."""
         self._sync_handler = handler
+
+    def on_vote(self, handler: Callable[[str], Any] | None) -> None:
+        """Call ``handler(choice)`` when a vote button is clicked (a pane id, "tie" or "both_bad")."""
+        self._vote_handler = handler
 
     def _handle_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
         # May run on a comm thread (ipykernel subshells): keep it trivial and thread-safe.
@@ -122,6 +130,8 @@ class GridWidget(anywidget.AnyWidget):
             self._stop_handler(pane if isinstance(pane, str) else None)
         elif kind == "sync" and self._sync_handler is not None:
             self._sync_handler()
+        elif kind == "vote" and self._vote_handler is not None and isinstance(content.get("choice"), str):
+            self._vote_handler(content["choice"])
 
     def __repr__(self) -> str:
         return f"GridWidget(run_id={self.run.get('run_id', '')!r}, panes={len(self.panes)})"
@@ -215,8 +225,13 @@ class WidgetSink:
 
     def __init__(self, widget: GridWidget, *, rate: float = 25.0, pane_updates: float = 160.0,
                  stoppable: bool = True, turn: int = 1,
-                 earlier: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> None:
+                 earlier: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+                 blinding: Blinding | None = None, hidden: bool = True) -> None:
         self.widget = widget
+        #: A blind run's letters (pane ids on the wire are "A", "B", ...), and whether the names
+        #: are still hidden: until the vote, nothing naming a model is sent (see ``reveal``).
+        self.blinding = blinding
+        self.hidden = blinding is not None and hidden
         #: The live answer's turn, and each pane's earlier turns ({turn, question, text, status}).
         self.turn = turn
         self.earlier = {name: [dict(t) for t in turns] for name, turns in (earlier or {}).items()}
@@ -243,14 +258,59 @@ class WidgetSink:
         self._loop = asyncio.get_running_loop()
         self.widget.on_sync(self._request_sync)
         self._panes = {name: _Pane(name) for name in mux.slots}
+        self._ids = {name: self.blinding.ids[name] if self.blinding is not None else name for name in mux.slots}
         self._look_up_prices(mux)
-        self.widget.panes = [
-            {"id": name, "name": name, "model": slot.source.model, "route": slot.source.route,
-             "kind": getattr(slot.source, "pane_kind", "model")}
-            for name, slot in mux.slots.items()
-        ]
+        self.widget.panes = self._specs()
         self.widget.run = self._run_state("running")
-        self.widget.snapshot = {name: self._state(name) for name in self._panes}
+        self.widget.snapshot = self._snapshot()
+
+    def _specs(self) -> list[dict[str, Any]]:
+        """The panes trait: display order, names (a blind run's labels while hidden)."""
+        assert self._mux is not None
+        slots = self._mux.slots
+        blinding = self.blinding
+        specs = []
+        for name in (blinding.order if blinding is not None else slots):
+            source = slots[name].source
+            spec = {"id": self._ids[name], "name": name, "model": source.model, "route": source.route,
+                    "kind": getattr(source, "pane_kind", "model")}
+            if blinding is not None:
+                label = blinding.labels[name]
+                spec["name"] = label if self.hidden else f"{label} · {name}" if label.startswith("Model ") else name
+                if self.hidden:
+                    spec["model"] = spec["route"] = ""
+            specs.append(spec)
+        return specs
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {self._ids[name]: self._state(name) for name in self._panes}
+
+    def reveal(self) -> None:
+        """Show a blind run's real names, routes, models, errors and costs (after its vote).
+        Called on the kernel's thread once the run has ended."""
+        if not self.hidden or self._mux is None:
+            return
+        self.hidden = False
+        with self.widget.hold_sync():
+            self.widget.panes = self._specs()
+            self.widget.snapshot = self._snapshot()
+            self.widget.run = self._run_state("cancelled" if self._mux.cancelled else "done")
+
+    def vote_bar(self) -> dict[str, Any]:
+        """The vote trait of a finished blind run: a button per model pane, by letter ({} when
+        fewer than two model panes can be compared)."""
+        if self.blinding is None or self._mux is None:
+            return {}
+        slots = self._mux.slots
+        order = [n for n in self.blinding.order if getattr(slots[n].source, "pane_kind", "model") == "model"]
+        if len(order) < 2:
+            return {}
+        return {"open": True, "winner": None, "error": None,
+                "choices": [{"id": self._ids[n], "label": self.blinding.labels[n]} for n in order]}
+
+    def wire_id(self, name: str) -> str:
+        """The id pane ``name`` has in the browser."""
+        return self._ids.get(name, name)
 
     def _look_up_prices(self, mux: Multiplexer) -> None:
         """Each pane's price, before any request is sent: the first lookup reads LiteLLM's price
@@ -312,6 +372,8 @@ class WidgetSink:
         self._push_snapshot()
         run = self._run_state("cancelled" if mux.cancelled else "done")
         self._set_trait("run", run)
+        if self.blinding is not None:
+            self._set_trait("vote", self.vote_bar())
 
     async def drain(self) -> None:
         """Wait (off the loop) for the last updates, so the view is final when the run is."""
@@ -392,7 +454,7 @@ class WidgetSink:
             if name in ended:
                 delta.update(self._final(pane))
             if delta:
-                panes[name] = delta
+                panes[self._ids[name]] = delta
         if panes:
             self.seq += 1
             message = {"v": PROTOCOL_VERSION, "type": "delta", "seq": self.seq, "panes": panes,
@@ -411,7 +473,7 @@ class WidgetSink:
     def _push_snapshot(self) -> None:
         self._snapshot_due = False
         self._last_snapshot = time.monotonic()
-        self._set_trait("snapshot", {name: self._state(name) for name in self._panes})
+        self._set_trait("snapshot", self._snapshot())
 
     def _set_trait(self, name: str, value: Any) -> None:
         """Set a synced trait from the sender thread, after the deltas queued before it."""
@@ -420,7 +482,7 @@ class WidgetSink:
 
     def _final(self, pane: _Pane) -> dict[str, Any]:
         """A pane's full state as an idempotent delta (offsets 0): sent once, when it ends."""
-        final: dict[str, Any] = {"text": [0, "".join(pane.text)], "status": pane.status, "error": pane.error,
+        final: dict[str, Any] = {"text": [0, "".join(pane.text)], "status": pane.status, "error": self._error(pane),
                                  "metrics": self._metrics(pane), "final": True}
         if pane.reasoning:
             final["reasoning"] = [0, "".join(pane.reasoning)]
@@ -444,7 +506,7 @@ class WidgetSink:
             delta["status"] = pane.status
             pane.dirty_status = False
         if pane.dirty_error:
-            delta["error"] = pane.error
+            delta["error"] = self._error(pane)
             pane.dirty_error = False
         if pane.dirty_metrics:
             # While streaming, only what a pane header shows, and only the fields that changed
@@ -479,9 +541,18 @@ class WidgetSink:
                 "cost_usd": _round(cost.cost_usd, 8) if cost is not None else None,
                 "cost_source": cost.cost_source if cost is not None and cost.cost_usd is not None else None}
 
+    def _error(self, pane: _Pane) -> dict[str, Any] | None:
+        """The pane's error as shown: a blind run's names and makers taken out while hidden."""
+        if pane.error is None or not self.hidden or self.blinding is None:
+            return pane.error
+        return {**pane.error, "message": self.blinding.redact(pane.error["message"])}
+
     def _cost(self, pane: _Pane) -> Cost | None:
-        """What the pane's answer cost, from its final usage: known once it has ended."""
+        """What the pane's answer cost, from its final usage: known once it has ended (a price
+        gives the model away: hidden in a blind run until the vote)."""
         if pane.status not in _ENDED or self._mux is None:
+            return None
+        if self.hidden:
             return None
         if pane.cost is None:
             from .cost import stream_cost
@@ -495,7 +566,7 @@ class WidgetSink:
         """The run's cost so far (the panes that ended with a known cost), for the footer; {} while
         no pane has one."""
         costs = [c for c in (p.cost for p in self._panes.values()) if c is not None and c.cost_usd is not None]
-        if not costs:
+        if not costs or self.hidden:
             return {}
         return {"total_cost_usd": round(sum(c.cost_usd or 0.0 for c in costs), 8),
                 "cost_simulated": any(c.cost_source == "simulated" for c in costs)}
@@ -506,7 +577,7 @@ class WidgetSink:
             "status": pane.status, "text": "".join(pane.text), "reasoning": "".join(pane.reasoning),
             "refusal": "".join(pane.refusal),
             "tool_calls": list(pane.tool_calls), "results": list(pane.results),
-            "analysis": list(pane.analysis), "error": pane.error, "metrics": self._metrics(pane),
+            "analysis": list(pane.analysis), "error": self._error(pane), "metrics": self._metrics(pane),
             "seq": self.seq, "turn": self.turn, "turns": self.earlier.get(name, []),
         }
 

@@ -19,16 +19,7 @@ PACKAGE = Path(llmgrid_nb.__file__).parent
 
 #: Imports that close a cycle today, each with why it is there and how it goes. An entry whose
 #: cycle is gone fails ``test_every_known_cycle_is_still_there``: remove it then.
-KNOWN_CYCLES: Mapping[tuple[str, str], str] = {
-    # Grid.ask() starts the next turn through api.ask (a lazy import), while api builds Grids.
-    # Both are the Grid/API layer; the cycle goes when the API hands each Grid what starts its
-    # next turn (the FollowUp it already passes could carry it), so grid.py imports nothing above it.
-    ("llmgrid_nb.grid", "llmgrid_nb.api"): "Grid.ask",
-    # votes.py takes TIES ("tie", "both_bad") from leaderboard.py, whose leaderboard() reads
-    # lg.votes() by default. What a vote can say belongs to the vote store: with TIES defined in
-    # votes.py, the leaderboard (a view over the votes frame) depends on the store, not both ways.
-    ("llmgrid_nb.votes", "llmgrid_nb.leaderboard"): "TIES",
-}
+KNOWN_CYCLES: Mapping[tuple[str, str], str] = {}
 
 #: The views: they take DataFrames or a small value holding them, never the live run.
 VIEWS = ("llmgrid_nb.export", "llmgrid_nb.history", "llmgrid_nb.plots", "llmgrid_nb.report", "llmgrid_nb.static_view")

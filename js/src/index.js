@@ -2,7 +2,7 @@
 // Messages only update the Store; the DOM is written once per animation frame from its state.
 
 import "./styles.css";
-import { PROTOCOL_VERSION, parseMessage, stopMessage, syncMessage, unpackMessage } from "./protocol.js";
+import { PROTOCOL_VERSION, parseMessage, stopMessage, syncMessage, unpackMessage, voteMessage } from "./protocol.js";
 import { GridView } from "./render.js";
 import { Store } from "./state.js";
 import { createFrameScheduler } from "./throttle.js";
@@ -45,6 +45,7 @@ export function renderGrid({ model, el }, options = {}) {
   const view = new GridView(el, {
     now,
     onStop: (paneId) => model.send(stopMessage(paneId)),
+    onVote: (choice) => model.send(voteMessage(choice)),
     frameBudgetMs: options.frameBudgetMs,
     budgetClock: options.budgetClock,
   });
@@ -72,6 +73,7 @@ export function renderGrid({ model, el }, options = {}) {
     store.setRun(model.get("run"));
     scheduler.schedule();
   };
+  const onVote = () => view.setVote(model.get("vote"));
   let lastSync = -Infinity;
   // A view opened mid-run (or reloaded) holds an older snapshot than the deltas it now gets: the
   // offsets show the gap, the pane is marked stale, and the kernel is asked for a fresh snapshot.
@@ -110,8 +112,10 @@ export function renderGrid({ model, el }, options = {}) {
   store.setRun(model.get("run"));
   store.setSnapshot(model.get("snapshot"));
   if (view.flush(store)) scheduler.schedule();
+  onVote();
 
   model.on("change:panes", onPanes);
+  model.on("change:vote", onVote);
   model.on("change:snapshot", onSnapshot);
   model.on("change:run", onRun);
   model.on("msg:custom", onMessage);
@@ -123,6 +127,7 @@ export function renderGrid({ model, el }, options = {}) {
     model.off("change:panes", onPanes);
     model.off("change:snapshot", onSnapshot);
     model.off("change:run", onRun);
+    model.off("change:vote", onVote);
     model.off("msg:custom", onMessage);
     view.destroy();
   };

@@ -9,6 +9,10 @@ export const MSG_STOP = "stop";
 export const MSG_PACKED = "packed";
 /** View -> kernel: "I missed deltas, send a snapshot". */
 export const MSG_SYNC = "sync";
+/** View -> kernel: a blind run's vote, `{v, type: "vote", choice}` (a pane id, "tie" or "both_bad"). */
+export const MSG_VOTE = "vote";
+/** Vote choices that name no pane. */
+export const VOTE_TIES = ["tie", "both_bad"];
 
 /** @typedef {"queued" | "connecting" | "waiting" | "streaming" | "retrying" | "done" | "failed" | "cancelled"} PaneStatus */
 /** @typedef {"running" | "done" | "cancelled" | "failed"} RunStatus */
@@ -77,6 +81,12 @@ export const COST_SOURCES = ["provider", "price-table", "simulated"];
  * @typedef {{v: 1, type: "delta", seq: number, panes: Record<string, PaneDelta>, run?: Partial<RunState>}} DeltaMessage
  * @typedef {{v: 1, type: "stop", pane: string | null}} StopMessage
  * @typedef {{v: 1, type: "sync"}} SyncMessage
+ * @typedef {{v: 1, type: "vote", choice: string}} VoteMessage
+ * The vote bar of a finished blind run (trait `vote`): one choice per model pane, by its label
+ * ("Model A"); `winner` (a choice's id, "tie" or "both_bad") once voted, when `open` turns false;
+ * `error` the kernel's reason a vote was refused.
+ * @typedef {{id: string, label: string}} VoteChoice
+ * @typedef {{open: boolean, choices: VoteChoice[], winner: string | null, error: string | null}} VoteState
  */
 
 /** @param {unknown} x @returns {x is Record<string, any>} */
@@ -328,6 +338,34 @@ export function unpackMessage(msg, buffers) {
 /** @returns {SyncMessage} */
 export function syncMessage() {
   return { v: PROTOCOL_VERSION, type: MSG_SYNC };
+}
+
+/** @param {string} choice a pane id, "tie" or "both_bad" @returns {VoteMessage} */
+export function voteMessage(choice) {
+  return { v: PROTOCOL_VERSION, type: MSG_VOTE, choice };
+}
+
+/**
+ * The vote trait as the view uses it; null when there is nothing to vote on (not a blind run,
+ * still running, fewer than two choices, or malformed).
+ * @param {unknown} raw @returns {VoteState | null}
+ */
+export function normalizeVote(raw) {
+  if (!isObject(raw) || !Array.isArray(raw.choices)) return null;
+  /** @type {VoteChoice[]} */
+  const choices = [];
+  for (const c of raw.choices) {
+    if (isObject(c) && typeof c.id === "string" && typeof c.label === "string") choices.push({ id: c.id, label: c.label });
+  }
+  if (choices.length < 2) return null;
+  const ids = new Set(choices.map((c) => c.id));
+  const winner = typeof raw.winner === "string" && (ids.has(raw.winner) || VOTE_TIES.includes(raw.winner)) ? raw.winner : null;
+  return {
+    open: raw.open === true && winner === null,
+    choices,
+    winner,
+    error: typeof raw.error === "string" && raw.error ? raw.error : null,
+  };
 }
 
 /** @param {string | null} paneId @returns {StopMessage} */

@@ -3,12 +3,13 @@
 
 import { setText } from "./morph.js";
 import { PaneView, h } from "./pane.js";
-import { formatCost } from "./protocol.js";
+import { formatCost, normalizeVote } from "./protocol.js";
 import { paneState } from "./state.js";
 
 /**
  * @typedef {import("./protocol.js").PaneSpec} PaneSpec
  * @typedef {import("./protocol.js").RunState} RunState
+ * @typedef {import("./protocol.js").VoteState} VoteState
  * @typedef {import("./state.js").Store} Store
  */
 
@@ -19,6 +20,20 @@ import { paneState } from "./state.js";
  * stream. A pane that waited a frame takes in the text that arrived meanwhile; nothing is lost.
  */
 export const FRAME_BUDGET_MS = 4;
+
+/**
+ * The buttons of a vote bar: with two panes "Model A is better / Model B is better / Tie / Both
+ * bad", with more one "is best" per pane, then "Tie" and "All bad".
+ * @param {VoteState} vote @returns {{choice: string, text: string}[]}
+ */
+export function voteButtons(vote) {
+  const pair = vote.choices.length === 2;
+  return [
+    ...vote.choices.map((c) => ({ choice: c.id, text: `${c.label} is ${pair ? "better" : "best"}` })),
+    { choice: "tie", text: "Tie" },
+    { choice: "both_bad", text: pair ? "Both bad" : "All bad" },
+  ];
+}
 
 /** @param {number} seconds */
 export function formatElapsed(seconds) {
@@ -49,12 +64,15 @@ export class GridView {
   /**
    * @param {HTMLElement} host
    * @param {{
-   *   onStop: (paneId: string | null) => void, now?: () => number,
+   *   onStop: (paneId: string | null) => void, onVote?: (choice: string) => void, now?: () => number,
    *   frameBudgetMs?: number, budgetClock?: () => number,
    * }} options
    */
   constructor(host, options) {
     this.onStop = options.onStop;
+    this.onVote = options.onVote ?? (() => {});
+    /** @type {VoteState | null} */
+    this.vote = null;
     this.now = options.now ?? (() => Date.now());
     this.frameBudgetMs = options.frameBudgetMs ?? FRAME_BUDGET_MS;
     this.budgetClock = options.budgetClock ?? (() => performance.now());
@@ -86,7 +104,13 @@ export class GridView {
     this.stopButton.disabled = true;
     this.stopButton.addEventListener("click", this.#handleStop);
     this.footer.append(this.runStatusEl, this.elapsedEl, this.totalTokensEl, this.totalCostEl, this.stopButton);
-    this.root.append(this.promptEl, this.grid, this.footer);
+    // A blind run's verdict, once it has finished: which answer is better, before the names show.
+    this.voteEl = h("div", "llmgrid-vote");
+    this.voteEl.hidden = true;
+    this.voteEl.setAttribute("role", "group");
+    this.voteEl.setAttribute("aria-label", "Vote: which answer is better?");
+    this.voteEl.addEventListener("click", this.#handleVote);
+    this.root.append(this.promptEl, this.grid, this.voteEl, this.footer);
     host.appendChild(this.root);
   }
 
@@ -99,6 +123,50 @@ export class GridView {
 
   /** @param {string} paneId */
   #stopPane = (paneId) => this.onStop(paneId);
+
+  /** @param {MouseEvent} e */
+  #handleVote = (e) => {
+    const target = e.target instanceof Element ? e.target.closest("button[data-choice]") : null;
+    if (!(target instanceof HTMLButtonElement) || target.disabled || !this.vote?.open) return;
+    const choice = target.dataset.choice ?? "";
+    for (const b of this.voteEl.querySelectorAll("button")) b.disabled = true;
+    target.setAttribute("aria-pressed", "true");
+    this.onVote(choice);
+  };
+
+  /**
+   * Show the vote bar (trait `vote`): buttons while open and the run has ended, the verdict after.
+   * @param {unknown} raw
+   */
+  setVote(raw) {
+    this.vote = normalizeVote(raw);
+    this.#renderVote();
+  }
+
+  #renderVote() {
+    const vote = this.vote;
+    const ended = this.root.dataset.runStatus !== "running";
+    this.voteEl.hidden = vote === null || !ended;
+    if (vote === null) {
+      this.voteEl.replaceChildren();
+      return;
+    }
+    const buttons = voteButtons(vote);
+    const label = h("span", "llmgrid-vote-label", vote.winner === null ? "Which answer is better?" : "Voted:");
+    const els = buttons.map((b) => {
+      const button = h("button", "llmgrid-vote-button", b.text);
+      button.type = "button";
+      button.dataset.choice = b.choice;
+      button.disabled = !vote.open;
+      button.setAttribute("aria-pressed", String(vote.winner === b.choice));
+      return button;
+    });
+    const children = vote.winner === null ? [label, ...els] : [label, ...els.filter((b) => b.dataset.choice === vote.winner)];
+    if (vote.winner !== null) children.push(h("span", "llmgrid-vote-note", "names shown above"));
+    if (vote.error) children.push(h("span", "llmgrid-vote-error", vote.error));
+    this.voteEl.dataset.voted = String(vote.winner !== null);
+    this.voteEl.replaceChildren(...children);
+  }
 
   /**
    * A citation [n] in the master view refers to the n-th model pane: bring it into view.
@@ -165,6 +233,7 @@ export class GridView {
     setText(this.promptEl, run.prompt);
     this.promptEl.title = run.prompt;
     this.promptEl.hidden = !run.prompt;
+    this.voteEl.hidden = this.vote === null || run.status === "running";
   }
 
   /**
@@ -213,6 +282,7 @@ export class GridView {
 
   destroy() {
     this.stopButton.removeEventListener("click", this.#handleStop);
+    this.voteEl.removeEventListener("click", this.#handleVote);
     for (const view of this.views.values()) view.destroy();
     this.views.clear();
     this.root.remove();

@@ -9,11 +9,13 @@ import {
   mergeRun,
   normalizePaneState,
   normalizePanes,
+  normalizeVote,
   parseMessage,
   resolveAppend,
   stopMessage,
   syncMessage,
   unpackMessage,
+  voteMessage,
 } from "../src/protocol.js";
 import fixture from "./fixtures/messages.json";
 
@@ -204,5 +206,23 @@ describe("packed messages", () => {
     expect(unpackMessage({ v: 2, type: "packed" }, [])).toEqual({ v: 2, type: "packed" });
     expect(() => unpackMessage({ v: 1, type: "packed" }, [])).toThrow(/buffer/);
     expect(syncMessage()).toEqual({ v: 1, type: "sync" });
+  });
+});
+
+describe("votes", () => {
+  const choices = [{ id: "A", label: "Model A" }, { id: "B", label: "Model B" }];
+  it("reads the vote trait, refusing what cannot be voted on", () => {
+    expect(normalizeVote({})).toBeNull();
+    expect(normalizeVote(null)).toBeNull();
+    expect(normalizeVote({ open: true, choices: [choices[0]] })).toBeNull();
+    expect(normalizeVote({ open: true, choices: [...choices, { id: 3 }, "x"] })).toEqual(
+      { open: true, choices, winner: null, error: null });
+    expect(normalizeVote({ open: true, choices, winner: "B" })).toEqual({ open: false, choices, winner: "B", error: null });
+    expect(normalizeVote({ open: true, choices, winner: "both_bad" })?.winner).toBe("both_bad");
+    expect(normalizeVote({ open: true, choices, winner: "Z" })?.winner).toBeNull();
+    expect(normalizeVote({ open: false, choices, error: "no" })).toEqual({ open: false, choices, winner: null, error: "no" });
+  });
+  it("sends a vote as {v, type: 'vote', choice}", () => {
+    expect(voteMessage("tie")).toEqual({ v: 1, type: "vote", choice: "tie" });
   });
 });

@@ -323,9 +323,61 @@ describe("render", () => {
     expect(stopA.hidden).toBe(true);
   });
 
+  it("a blind run's vote bar: hidden while running, buttons once done, one vote sent, then the verdict and the names", () => {
+    const blindPanes = [
+      { id: "A", name: "Model A", model: "", route: "", kind: "model" },
+      { id: "B", name: "Model B", model: "", route: "", kind: "model" },
+    ];
+    const { el, model, frames } = mount({
+      panes: blindPanes,
+      snapshot: { A: { status: "streaming", seq: 1 }, B: { status: "streaming", seq: 1 } },
+      run: { run_id: "r", status: "running" },
+      vote: {},
+    });
+    const bar = /** @type {HTMLElement} */ (el.querySelector(".llmgrid-vote"));
+    expect(bar.hidden).toBe(true);
+    expect(inPane(el, "A", ".llmgrid-route").hidden).toBe(true);
+    const choices = [{ id: "A", label: "Model A" }, { id: "B", label: "Model B" }];
+    model.setTrait("vote", { open: true, choices, winner: null, error: null });
+    expect(bar.hidden).toBe(true); // the run has not ended
+    model.setTrait("run", { run_id: "r", status: "done" });
+    frames.run();
+    expect(bar.hidden).toBe(false);
+    const buttons = () => [...bar.querySelectorAll("button")].map((b) => /** @type {HTMLButtonElement} */ (b));
+    expect(buttons().map((b) => b.textContent)).toEqual(["Model A is better", "Model B is better", "Tie", "Both bad"]);
+    buttons()[1].click();
+    buttons()[0].click(); // disabled after the first click: nothing more is sent
+    expect(model.sent).toEqual([{ v: 1, type: "vote", choice: "B" }]);
+    expect(buttons().every((b) => b.disabled)).toBe(true);
+    model.setTrait("panes", blindPanes.map((p) => ({ ...p, name: `${p.name} · real-${p.id}`, model: `m-${p.id}`, route: "sim" })));
+    model.setTrait("vote", { open: false, choices, winner: "B", error: null });
+    frames.run();
+    expect(bar.textContent).toBe("Voted:Model B is betternames shown above");
+    expect(inPane(el, "B", ".llmgrid-pane-name").textContent).toBe("Model B · real-B");
+    expect(inPane(el, "B", ".llmgrid-route").hidden).toBe(false);
+  });
+
+  it("with more than two panes the vote bar offers one 'best' per pane, and shows the kernel's refusal", () => {
+    const choices = ["A", "B", "C"].map((id) => ({ id, label: `Model ${id}` }));
+    const { el, model } = mount({
+      panes: choices.map((c) => ({ id: c.id, name: c.label, model: "", route: "", kind: "model" })),
+      snapshot: {},
+      run: { run_id: "r", status: "done" },
+      vote: { open: true, choices, winner: null, error: null },
+    });
+    const bar = /** @type {HTMLElement} */ (el.querySelector(".llmgrid-vote"));
+    expect(bar.hidden).toBe(false);
+    expect([...bar.querySelectorAll("button")].map((b) => b.textContent)).toEqual(
+      ["Model A is best", "Model B is best", "Model C is best", "Tie", "All bad"]);
+    model.setTrait("vote", { open: true, choices, winner: null, error: "turn 1 already has a vote" });
+    expect(bar.querySelector(".llmgrid-vote-error")?.textContent).toBe("turn 1 already has a vote");
+    model.setTrait("vote", {});
+    expect(bar.hidden).toBe(true);
+  });
+
   it("cleanup removes every listener, the DOM and pending frames", () => {
     const { el, model, frames, cleanup } = mount({ panes: [{ id: "a", name: "A" }], snapshot: {}, run: {} });
-    expect(model.listenerCount()).toBe(4);
+    expect(model.listenerCount()).toBe(5);
     model.message({ v: 1, type: "delta", seq: 1, panes: { a: { text: [0, "x"] } } });
     cleanup();
     expect(model.listenerCount()).toBe(0);

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from ..errors import ProviderError
 from ..events import Event, FinalSynthesis, Status
 from .base import Prompt, Source, StreamContext
 from .synthesis import stream_synthesis
+
+if TYPE_CHECKING:
+    from ..blind import Blinding
 
 __all__ = ["MasterSynthesis", "master_prompt"]
 
@@ -44,6 +49,14 @@ class MasterSynthesis:
         self.model = self.synthesizer.model
         self.incremental = incremental
         self.name = name
+        #: In a blind run: the answers go to the synthesiser as "Model A", ..., in display order.
+        self.blinding: Blinding | None = None
+
+    def disguised(self, blinding: Blinding) -> MasterSynthesis:
+        """A copy for a blind run, citing the panes by their letters in the order they are shown."""
+        twin = copy.copy(self)
+        twin.blinding = blinding
+        return twin
 
     def __repr__(self) -> str:
         return f"MasterSynthesis(model={self.model!r})"
@@ -95,6 +108,8 @@ class MasterSynthesis:
                        *, last: bool = True) -> AsyncIterator[Event]:
         if not any(text for _, _, text, _ in answers):
             raise ProviderError("no pane produced any text to synthesise", kind="empty")
+        if self.blinding is not None:
+            answers = self.blinding.disguise_answers(answers)
         ask = Prompt(master_prompt(prompt.text, answers), system=MASTER_SYSTEM,
                      temperature=prompt.temperature, max_tokens=prompt.max_tokens)
         async for ev in stream_synthesis(self.synthesizer, ask, ctx):

@@ -74,6 +74,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
 #: and of every pane put into the page (``added``), and of clicks on Stop and Interrupt.
 #: Times are ``performance.now()`` ms (``wall``: the same as epoch ms, comparable with the kernel's
 #: ``time.time()`` on this machine); ``grid`` numbers the ``.llmgrid-root`` a pane belongs to.
+#: ``watch``/``seen``: the widget and display messages the page received that hold a given text.
 RECORDER_JS = """
 (() => {
   const grids = new WeakMap();
@@ -84,8 +85,26 @@ RECORDER_JS = """
     if (!grids.has(root)) grids.set(root, nextGrid++);
     return grids.get(root);
   };
-  const lg = { panes: [], clicks: [] };
-  lg.reset = () => { lg.panes = []; lg.clicks = []; };
+  const lg = { panes: [], clicks: [], watch: null, seen: [] };
+  lg.reset = () => { lg.panes = []; lg.clicks = []; lg.watch = null; lg.seen = []; };
+  // Kernel messages as the page receives them: with ``watch`` set, every frame of a widget or
+  // display message (comm_open, comm_msg, display_data, update_display_data) holding that text.
+  const decoder = new TextDecoder();
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (e) => {
+        if (!lg.watch) return;
+        const text = typeof e.data === 'string' ? e.data
+          : e.data instanceof ArrayBuffer ? decoder.decode(e.data) : '';
+        if (!text.includes(lg.watch)) return;
+        const kind = /comm_open|comm_msg|update_display_data|display_data/.exec(text);
+        if (kind) lg.seen.push({ kind: kind[0], at: text.indexOf(lg.watch),
+                                 around: text.slice(Math.max(0, text.indexOf(lg.watch) - 120), text.indexOf(lg.watch) + 60) });
+      });
+    }
+  };
   const push = (t, el, added) => lg.panes.push({
     t, wall: performance.timeOrigin + t, grid: gridOf(el), id: el.dataset.paneId, added,
     status: el.dataset.status, len: Number(el.dataset.textLength) });
