@@ -63,6 +63,11 @@ class Simulated:
         """Whether a broken stream may be continued: as the real API of this dialect allows."""
         return getattr(self.dialect(), "resumable", True)
 
+    def choice_count(self, prompt: Prompt) -> int:
+        """How many choices one request streams (``n``), as this dialect's real API would."""
+        count = getattr(self.dialect(), "choice_count", None)
+        return count(prompt) if count is not None else 1
+
     @property
     def base_url(self) -> str:
         """The simulator's base URL in this dialect's form."""

@@ -82,6 +82,10 @@ class OpenAIChat:
             body.get("max_completion_tokens", body.get("max_tokens")),
             "Invalid 'max_tokens': {value!r}. Expected a non-negative integer.",
         )
+        n = body.get("n", 1)
+        if n not in (None, 1):  # said plainly, rather than streaming one choice of the n asked for
+            raise BadRequest(400, f"Invalid 'n': {n!r}. The simulator streams a single choice: n must be 1.",
+                             param="n", code="invalid_value")
         tools = body.get("tools") if isinstance(body.get("tools"), list) else None
         return ChatRequest(
             model=model,
