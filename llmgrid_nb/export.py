@@ -240,6 +240,8 @@ def html_report(grid: Runs, path: str | Path | None = None, *, run_id: str | Non
     written there (UTF-8). Model output, prompt and errors are escaped text; the values of API-key
     variables set in this process are masked wherever they might appear.
     """
+    from .report import turn_note
+
     version = _package_version()
     run = _one_run(as_plain(grid), run_id)
     rid, prompt, started, chunks, summary = run.run_id, run.prompt, run.started_at, run.chunks, run.summary
@@ -257,7 +259,8 @@ def html_report(grid: Runs, path: str | Path | None = None, *, run_id: str | Non
         f"<title>llmgrid run {_e(rid)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>llmgrid run <code>{_e(rid)}</code></h1>",
-        f'<p class="meta">{_e(when)} · {len(summary)} source{"s" if len(summary) != 1 else ""} · '
+        f'<p class="meta">{_e(when)} · {_e(turn_note(summary)) + " · " if turn_note(summary) else ""}'
+        f'{len(summary)} source{"s" if len(summary) != 1 else ""} · '
         f"{_e(_status_line(summary))}</p>",
         "<h2>Prompt</h2>",
         f'<pre class="prompt">{_e(prompt)}</pre>',

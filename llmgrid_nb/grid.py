@@ -396,13 +396,17 @@ class Grid:
             raise
         return self
 
-    def record(self) -> RunRecord:
+    def record(self, *, as_shown: bool = False) -> RunRecord:
         """The run so far as a plain value (its frames, prompt, start time and status): what the
-        charts, reports, exports and history read, so that none of them needs the live Grid."""
+        charts, reports, exports and history read, so that none of them needs the live Grid.
+        ``as_shown``: a blind run's frames as its own outputs show them (``shown_frames``)."""
         from .history import RunRecord
 
         status = self.status
-        chunks, summary = self._build()
+        if as_shown:
+            summary, chunks = self.shown_frames()
+        else:
+            chunks, summary = self._build()
         return RunRecord(self.run_id, self.prompt, chunks, summary, started_at=self.started_at, status=status)
 
     def plot(self, **kwargs: Any) -> Any:

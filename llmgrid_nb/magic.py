@@ -260,7 +260,7 @@ class LLMGridMagics(Magics):
             from .report import text_report
             from .terminal_view import plain_text
 
-            print(plain_text(text_report(grid)))  # no control character of an answer reaches the terminal
+            print(plain_text(text_report(grid.record(as_shown=True))))  # no control character of an answer reaches the terminal
         return None
 
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from .history import Recordable, RunRecord
 
-__all__ = ["cost_line", "text_report"]
+__all__ = ["cost_line", "text_report", "turn_note"]
 
 
 def _fmt(value: object, unit: str, digits: int = 2) -> str:
@@ -49,6 +49,18 @@ def cost_line(summary: pd.DataFrame) -> str:
     return f"total cost {total}{note}{'; sim: a simulated price, not a real cost' if simulated else ''}"
 
 
+def turn_note(summary: pd.DataFrame) -> str:
+    """"turn 3 of conversation <id>" for a follow-up's frames ("" for a first question): for reports."""
+    if "turn" not in summary.columns or summary.empty:
+        return ""
+    turns = summary["turn"].dropna()
+    if turns.empty or int(turns.max()) <= 1:
+        return ""
+    conversation = summary["conversation_id"].dropna() if "conversation_id" in summary.columns else turns[:0]
+    of = f" of conversation {conversation.iloc[0]}" if not conversation.empty else ""
+    return f"turn {int(turns.max())}{of}"
+
+
 def text_report(grid: RunRecord | Recordable, *, width: int = 100) -> str:
     """Each source's status line (with its cost when known), its refusal, answer, tool calls and
     error, then the run's total cost: stable for exports. ``grid``: a RunRecord, or a Grid."""
@@ -58,7 +70,8 @@ def text_report(grid: RunRecord | Recordable, *, width: int = 100) -> str:
     run = run_record(grid)
     chunks = run.chunks
     refused = _refusals(chunks)
-    parts = []
+    turn = turn_note(run.summary)
+    parts = [f"{turn[0].upper()}{turn[1:]}: {run.prompt}", ""] if turn else []
     for _, row in run.summary.iterrows():
         name = str(row.source)
         cost = format_usd(_known(row.cost_usd), row.cost_source) if "cost_usd" in row.index else ""

@@ -225,7 +225,7 @@ def _rows(items: list[str], per_row: int) -> Iterable[list[str]]:
 
 
 def _html(prompt: str, status: str, summary: pd.DataFrame, chunks: pd.DataFrame, limit: int) -> str:
-    from .report import cost_line
+    from .report import cost_line, turn_note
 
     results = _results(chunks)
     panes = [_pane_html(row, results.get(str(row.get("source")), []), limit)
@@ -234,7 +234,9 @@ def _html(prompt: str, status: str, summary: pd.DataFrame, chunks: pd.DataFrame,
     cell = (f'<td style="vertical-align:top;border:1px solid #d0d7de;padding:8px;width:{width};'
             f'overflow-wrap:anywhere;word-break:break-word">')
     body = "".join("<tr>" + "".join(f"{cell}{p}</td>" for p in row) + "</tr>" for row in _rows(panes, PER_ROW))
+    turn = turn_note(summary)
     head = (f'<div style="margin-bottom:6px"><b>llmgrid</b> · {html.escape(status, quote=False)} · '
+            f'{html.escape(turn + " · ", quote=False) if turn else ""}'
             f'{len(panes)} pane{"s" if len(panes) != 1 else ""}'
             f'{" · " + html.escape(cost_line(summary), quote=False) if cost_line(summary) else ""}</div>'
             f'<div style="margin-bottom:6px;color:#444">{html.escape(prompt, quote=False)}</div>')
@@ -244,7 +246,11 @@ def _html(prompt: str, status: str, summary: pd.DataFrame, chunks: pd.DataFrame,
 
 def _markdown_text(prompt: str, status: str, summary: pd.DataFrame, limit: int) -> str:
     """Markdown with the answers' own Markdown kept and any raw HTML in them shown as text."""
-    lines = [f"**llmgrid** · {status} · {len(summary)} panes", "", f"> {_md_text(' '.join(prompt.split()))}", ""]
+    from .report import turn_note
+
+    turn = turn_note(summary)
+    lines = [f"**llmgrid** · {status} · {_md_text(turn) + ' · ' if turn else ''}{len(summary)} panes", "",
+             f"> {_md_text(' '.join(prompt.split()))}", ""]
     for row in summary.to_dict("records"):
         lines += [f"### {_md_text(str(row.get('source')))}", "", f"*{_md_text(' · '.join(_figures(row)))}*", ""]
         refusal = _str(row.get("refusal"))
@@ -269,9 +275,10 @@ def _md_text(text: str) -> str:
 
 
 def _plain(prompt: str, status: str, summary: pd.DataFrame, limit: int) -> str:
-    from .report import cost_line
+    from .report import cost_line, turn_note
 
-    parts = [f"llmgrid · {status} · {prompt}", ""]
+    turn = turn_note(summary)
+    parts = [f"llmgrid · {status} · {turn + ' · ' if turn else ''}{prompt}", ""]
     for row in summary.to_dict("records"):
         head = f"── {row.get('source')} · {' · '.join(_figures(row))} "
         parts.append(head + "─" * max(0, 100 - len(head)))

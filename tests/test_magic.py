@@ -181,3 +181,18 @@ def test_follow_up_mistakes_are_one_line_usage_errors(ip: InteractiveShell, line
     finally:
         ip.user_ns["running"].cancel()
         ip.user_ns["running"].wait(10)
+
+
+def test_blind_prints_letters_and_its_follow_up_keeps_them(ip: InteractiveShell,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    ip.run_line_magic("llmgrid", "--blind --no-widget -m sim/fast?tokens=8,sim/steady?tokens=8&rate=300 Explain SSE")
+    first = ip.user_ns["_llmgrid"]
+    out = capsys.readouterr().out
+    assert first.blind and "── Model A · done" in out and "── Model B · done" in out
+    assert "sim/" not in out
+    ip.run_line_magic("llmgrid", "-c --no-widget and then")
+    second = ip.user_ns["_llmgrid"]
+    out = capsys.readouterr().out
+    assert second.labels == first.labels and out.startswith("Turn 2 of conversation") and "sim/" not in out
+    second.vote("B")
+    assert second.voted is not None and second.voted.winner == first.labels["Model B"]
