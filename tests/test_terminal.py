@@ -67,13 +67,17 @@ def test_terminal_ipython_on_a_terminal_shows_the_live_view_then_the_report(tmp_
     headers = [i for i, line in enumerate(screen) if line.split() == ["pane", "status", "TTFT", "tokens", "tok/s",
                                                                       "answer"]]
     assert len(headers) == 2, "\n".join(screen)  # one final frame per run (the first question, its follow-up)
-    for at in headers:
+    for turn, at in enumerate(headers, 1):
         steady, fast, footer = screen[at + 1], screen[at + 2], screen[at + 3]
         assert steady.startswith("sim/steady?tokens=40&rate=60") and " done " in steady
         assert fast.startswith("sim/fast?tokens=20") and " done " in fast
         assert footer.endswith("2 of 2 panes ended")
-        # The final frame stays; the text report of that run follows it.
-        assert screen[at + 4].startswith("── sim/steady?tokens=40&rate=60 · done · TTFT")
+        # The final frame stays; the text report of that run follows it (a follow-up's says its turn).
+        report = at + 4
+        if turn == 2:
+            assert screen[report].startswith("Turn 2 of conversation ") and screen[report + 1] == ""
+            report += 2
+        assert screen[report].startswith("── sim/steady?tokens=40&rate=60 · done · TTFT")
     assert screen.index("FINISHED") > headers[1]
 
 
