@@ -23,7 +23,7 @@ from .config import persistent_log_path
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["History", "Recordable", "RunRecord", "as_plain", "current_log", "history", "log_to", "persist_run",
+__all__ = ["History", "Recordable", "RunRecord", "as_plain", "current_log", "history", "known_number", "log_to", "persist_run",
            "record_run", "run_record"]
 
 
@@ -97,7 +97,7 @@ class History:
         summary = self.summary[self.summary["run_id"].astype(str) == chosen].reset_index(drop=True)
         chunks = self.chunks[self.chunks["run_id"].astype(str) == chosen].reset_index(drop=True)
         prompt = str(summary["prompt"].iloc[0]) if "prompt" in summary.columns else ""
-        started = _number(summary["started_at"].iloc[0]) if "started_at" in summary.columns else None
+        started = known_number(summary["started_at"].iloc[0]) if "started_at" in summary.columns else None
         stopped = "status" in summary.columns and bool((summary["status"].astype(str) == "cancelled").any())
         status = "cancelled" if stopped else "done"
         return RunRecord(chosen, prompt, chunks.drop(columns=["prompt"], errors="ignore"),
@@ -108,7 +108,8 @@ class History:
         return f"<History {runs} runs, {len(self.summary)} streams, {len(self.chunks)} chunks>"
 
 
-def _number(value: object) -> float | None:
+def known_number(value: object) -> float | None:
+    """``value`` as a float, or None when it is missing, NA or NaN (a frame's cell, for display)."""
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):

@@ -8,6 +8,8 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from .history import known_number
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -74,7 +76,7 @@ def text_report(grid: RunRecord | Recordable, *, width: int = 100) -> str:
     parts = [f"{turn[0].upper()}{turn[1:]}: {run.prompt}", ""] if turn else []
     for _, row in run.summary.iterrows():
         name = str(row.source)
-        cost = format_usd(_known(row.cost_usd), row.cost_source) if "cost_usd" in row.index else ""
+        cost = format_usd(known_number(row.cost_usd), row.cost_source) if "cost_usd" in row.index else ""
         head = (f"── {name} · {row.status} · TTFT {_fmt(row.ttft_s, ' s')} · "
                 f"{row.output_tokens} tokens · {_fmt(row.decode_tokens_per_s, ' tok/s', 1)} "
                 f"{f'· {cost} ' if cost else ''}")
@@ -119,10 +121,3 @@ def _tool_calls(row: Any, chunks: pd.DataFrame) -> list[str]:
             return [f"{c.get('name', '')}({c.get('arguments', '')})" for c in calls if isinstance(c, dict)]
     return list(_own_rows(chunks, str(row.source), ("tool_call",))["text"].astype(str))
 
-
-def _known(value: object) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import re
 from collections.abc import Iterable
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
+
+from .history import known_number
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -122,13 +123,6 @@ def _cut(text: str, limit: int) -> tuple[str, int]:
     return (text, 0) if len(text) <= limit else (text[:limit], len(text) - limit)
 
 
-def _num(value: object) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
 
 def _str(value: object) -> str:
     return value if isinstance(value, str) else ""
@@ -137,16 +131,16 @@ def _str(value: object) -> str:
 def _figures(row: Any) -> list[str]:
     """The header figures of one pane, as the widget shows them."""
     parts = [str(row.get("status") or "")]
-    ttft = _num(row.get("ttft_s"))
+    ttft = known_number(row.get("ttft_s"))
     if ttft is not None:
         parts.append(f"TTFT {ttft:.2f} s")
-    tokens = _num(row.get("output_tokens"))
+    tokens = known_number(row.get("output_tokens"))
     if tokens is not None:
         parts.append(f"{int(tokens)} tokens")
-    rate = _num(row.get("decode_tokens_per_s"))
+    rate = known_number(row.get("decode_tokens_per_s"))
     if rate is not None:
         parts.append(f"{rate:.1f} tok/s")
-    cost = _num(row.get("cost_usd"))
+    cost = known_number(row.get("cost_usd"))
     if cost is not None:
         from .cost import format_usd
 
