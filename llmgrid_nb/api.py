@@ -227,8 +227,11 @@ def _start(prompt: str, models: Sequence[str | Source] | str | None, *, system: 
     mux = Multiplexer(run_id, plan.prompt, plan.sources, plan.options, engine.pool, all_sinks)
     mux.recorder.conversation_id, mux.recorder.turn = conv.id, conv.turn
     blinding = _blind(mux, previous) if blind else None
+    if blinding is not None:
+        for sink in all_sinks:  # the views that disguise a blind run (the widget, the terminal view)
+            if hasattr(sink, "blinding"):
+                sink.blinding = blinding
     if blinding is not None and widget_sink is not None:
-        widget_sink.blinding = blinding
         # Once an earlier turn was voted on, the names are known: the follow-up shows them.
         widget_sink.hidden = not (previous is not None and previous._voted_so_far())
     log_path = current_log()

@@ -214,7 +214,7 @@ class LLMGridMagics(Magics):
             raise UsageError("--synthesize-each goes with --synthesize MODEL")
         options["widget"] = False if args.no_widget else None
         views = live_view_sinks(widget=options["widget"], background=args.background)
-        if views and not getattr(grid, "blind", False):  # a live view shows the real names
+        if views:
             before = grid._follow_up.settings.get("sinks", ()) if grid._follow_up is not None else ()
             options["sinks"] = (*before, *views)
         return start_follow_up(grid, prompt, options, stoppable=args.background)
@@ -239,8 +239,7 @@ class LLMGridMagics(Magics):
 
         # The widget where a front end renders it (frontend.py); elsewhere text, live in a terminal.
         settings = {**RUN_DEFAULTS, **options, "widget": False if args.no_widget else None}
-        if not settings.get("blind"):  # a live view shows the real names
-            settings["sinks"] = live_view_sinks(widget=settings["widget"], background=args.background)
+        settings["sinks"] = live_view_sinks(widget=settings["widget"], background=args.background)
         return _start(prompt, models, **settings, stoppable=args.background)
 
     def _finish(self, grid: Grid, args: Any) -> None:

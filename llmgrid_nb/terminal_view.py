@@ -34,6 +34,7 @@ from .events import CONTENT_KINDS, Event
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
+    from .blind import Blinding
     from .cost import Cost, Price
     from .multiplexer import Multiplexer
 
@@ -114,6 +115,10 @@ class TerminalView:
         self._elapsed: float | None = None
         self._live: Any = None
         self._starting: asyncio.Future[None] | None = None
+        #: A blind run's letters (set by the API before the run starts): panes shown as
+        #: "Model A", ... in letter order, no cost, makers taken out of errors. A terminal has no
+        #: vote bar: ``grid.vote`` casts the verdict, and the report after it also shows letters.
+        self.blinding: Blinding | None = None
 
     # -- Sink protocol (engine loop) ----------------------------------------------------------
     def on_start(self, mux: Multiplexer) -> None:
@@ -121,7 +126,8 @@ class TerminalView:
             return
         self._phase = "live"
         self._mux = mux
-        self._rows = {name: _Row(name, slot.source.model, slot.source.route) for name, slot in mux.slots.items()}
+        order = self.blinding.order if self.blinding is not None else list(mux.slots)
+        self._rows = {name: _Row(name, mux.slots[name].source.model, mux.slots[name].source.route) for name in order}
         self._starting = asyncio.get_running_loop().run_in_executor(None, self._start)
 
     def on_event(self, ev: Event) -> None:
@@ -223,7 +229,9 @@ class TerminalView:
 
         self.frames += 1
         width = self.console.width
-        names = {name: plain_text(name, one_line=True) for name in self._rows}
+        blinding = self.blinding
+        names = {name: plain_text(blinding.labels[name] if blinding is not None else name, one_line=True)
+                 for name in self._rows}
         name_w = max(4, min(max((cell_len(n) for n in names.values()), default=4), max(12, width // 3)))
         # Fixed widths, so the answer column's width is known and its tail (the newest text) fits.
         fixed = (("status", 10), ("TTFT", 7), ("tokens", 7), ("tok/s", 6))
@@ -247,23 +255,26 @@ class TerminalView:
                 Text(f"{row.ttft:.2f} s" if row.ttft is not None else "–"),
                 Text(f"{row.tokens:,}"),
                 Text(f"{tps:.1f}" if tps is not None else "–"),
-                self._answer(row, answer_w),
+                self._answer(row, answer_w, self.blinding),
             )
         return Group(table, self._footer(len(hidden)))
 
     @staticmethod
-    def _answer(row: _Row, width: int) -> Any:
-        """The end of the pane's answer (the newest text), or its error in the provider's words."""
+    def _answer(row: _Row, width: int, blinding: Blinding | None = None) -> Any:
+        """The end of the pane's answer (the newest text), or its error in the provider's words
+        (a blind run's without the names in them)."""
         from rich.text import Text
 
         if row.error is not None:
-            return Text(_fit("error: " + plain_text(row.error, one_line=True), width, keep="head"), style="red")
+            error = blinding.redact(row.error) if blinding is not None else row.error
+            return Text(_fit("error: " + plain_text(error, one_line=True), width, keep="head"), style="red")
         for pieces, label, style in ((row.text, "", ""), (row.refusal, "refusal: ", "yellow"),
                                      (row.reasoning, "thinking: ", "dim")):
             if pieces:
                 return Text(label + _tail(pieces, width - len(label)), style=style)
         if row.note is not None:
-            return Text(_fit(plain_text(row.note, one_line=True), width, keep="head"), style="yellow")
+            note = blinding.redact(row.note) if blinding is not None else row.note
+            return Text(_fit(plain_text(note, one_line=True), width, keep="head"), style="yellow")
         return Text("")
 
     def _footer(self, hidden: int = 0) -> Any:
@@ -279,7 +290,7 @@ class TerminalView:
         if hidden:
             parts.append(f"{hidden} more panes shown at the end")
         costs = [c for c in (self._cost(r) for r in rows) if c is not None and c.cost_usd is not None]
-        if costs:
+        if costs and self.blinding is None:  # a price gives a blind run's models away
             simulated = any(c.cost_source == "simulated" for c in costs)
             total = format_usd(sum(c.cost_usd or 0.0 for c in costs), "simulated" if simulated else None)
             known = "" if len(costs) == len(rows) else f" ({len(costs)} of {len(rows)} panes priced)"

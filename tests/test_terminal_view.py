@@ -229,3 +229,19 @@ def test_import_llmgrid_nb_imports_rich_only_through_httpx_cli() -> None:
     assert out.returncode == 0, out.stderr
     assert _own_rich_imports(out.stderr) == []
 
+
+
+def test_a_blind_run_is_drawn_by_letter_without_costs_or_makers() -> None:
+    console, buf = terminal(width=240)  # wide enough for the whole error: its maker's name is taken out
+    view = TerminalView(console, refresh_per_second=10)
+    models = ["sim/steady?tokens=20&rate=200&price_in=1&price_out=2", "sim/flaky?fault=http_401"]
+    grid = lg.run("q", models, sinks=[view], widget=False, blind=True, retries=0)
+    written = buf.getvalue()
+    lines = screen(written, width=240)
+    header = next(i for i, line in enumerate(lines) if line.startswith("pane"))
+    rows = lines[header + 1:header + 3]
+    assert [r.split()[:2] for r in rows] == [["Model", "A"], ["Model", "B"]]
+    failed = rows[[grid.labels["Model A"], grid.labels["Model B"]].index(models[1])]
+    assert "error: authentication failed" in failed and "[hidden]" in failed
+    for secret in ("sim/", "steady", "flaky", "openai", "$"):
+        assert secret not in written.lower(), secret
