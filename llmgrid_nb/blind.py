@@ -2,8 +2,9 @@
 nothing that names its model (name, model id, route, cost, provider names in error messages)
 leaving the kernel until the user has voted.
 
-A ``Blinding`` is the mapping for one conversation (every turn keeps its labels). The widget sink
-and the static outputs use it to disguise what they send; ``grid.summary`` keeps the real names.
+A ``Blinding`` is the mapping for one conversation (every turn keeps its labels). The widget sink,
+the terminal view, the static outputs and the text report use it to disguise what they show;
+``grid.summary`` keeps the real names.
 """
 
 from __future__ import annotations
