@@ -82,6 +82,18 @@ def _write_unit(out: Path, unit: Unit, grid: Grid) -> pd.DataFrame:
     return summary
 
 
+def _read_units(folder: Path, keys: set[str]) -> pd.DataFrame:
+    """The summary rows of ``keys``, from their own part files only: a partition of a large sweep
+    on shared storage reads what it ran (or had run before), not the whole dataset."""
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+    files = [str(folder / f"part-{key}.parquet") for key in sorted(keys) if (folder / f"part-{key}.parquet").exists()]
+    if not files:
+        return pd.DataFrame()
+    return ds.dataset(files, format="parquet").to_table().to_pandas().reset_index(drop=True)
+
+
 def _with_unit(frame: pd.DataFrame, unit: Unit) -> pd.DataFrame:
     frame = frame.copy()
     frame.insert(1, "prompt_index", unit.prompt_index)
@@ -150,10 +162,7 @@ def sweep(units: Sequence[Unit], models: Sequence[str | Source], *, concurrency:
         if bar is not None:
             bar.close()
     if out_dir is not None and (out_dir / "summary").exists():
-        summary = pd.read_parquet(out_dir / "summary")
-        keys = {u.key for u in units if not u.warmup}
-        unit_keys = "p" + summary.prompt_index.map("{:05d}".format) + "-r" + summary.run_index.map("{:05d}".format)
-        return summary[unit_keys.isin(keys)].reset_index(drop=True), None
+        return _read_units(out_dir / "summary", {u.key for u in units if not u.warmup}), None
     summary = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame()
     return summary, (pd.concat(chunks, ignore_index=True) if chunks else None)
 
