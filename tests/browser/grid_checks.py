@@ -38,6 +38,7 @@ STOP_MODELS = ["sim/steady?tokens=900&rate=30&seed=4", "sim/steady?tokens=900&ra
 INTERRUPT_MODELS = ["sim/steady?tokens=900&rate=30&seed=7", "sim/slow?tokens=900&rate=30&ttft=0.3&seed=8",
                     "sim/fast?tokens=900&rate=30&seed=9"]
 XSS_MODEL = "sim/fast?xss=1&tokens=60&seed=10"
+BLIND_MODELS = ["sim/fast?tokens=60&seed=30", "sim/steady?tokens=60&rate=300&seed=31"]
 
 #: The cells the checks run, by key. Pane ids are the model strings, distinct per check.
 CELLS = {
@@ -50,6 +51,13 @@ CELLS = {
     "interrupt_dump": '_dump("interrupt.json", _llmgrid)',
     "xss": f'%llmgrid -m "{XSS_MODEL}" "Say hi"',
     "xss_dump": '_dump("xss.json", _llmgrid)',
+    "blind": f'%llmgrid --blind -m "{",".join(BLIND_MODELS)}" "Explain SSE"',
+    "blind_dump": ('import llmgrid_nb as lg\n'
+                   '_v = lg.votes()\n'
+                   'json.dump({"labels": _llmgrid.labels, "revealed": _llmgrid.revealed,\n'
+                   '           "votes": _v[_v.run_id == _llmgrid.run_id].winner.tolist()},\n'
+                   '          open("blind.json.tmp", "w"))\n'
+                   'os.replace("blind.json.tmp", "blind.json")'),
 }
 
 #: What the page shows of untrusted content inside a grid root (shared by the sanitiser tests).
@@ -321,3 +329,32 @@ def check_html_and_javascript_links_in_an_answer_execute_nothing(nb: NotebookPag
     text = kernel["texts"][XSS_MODEL]
     assert kernel["statuses"] == {XSS_MODEL: "done"}
     assert "<script>" in text and "onerror=" in text and "javascript:" in text, "the simulator sent no payload"
+
+
+def check_a_blind_run_names_no_model_until_the_vote_button_is_clicked(nb: NotebookPage) -> None:
+    """Letters in the page and on the wire; a click on a vote button records the vote in the kernel
+    and shows the names, in the widget and in the cell's saved output."""
+    nb.page.evaluate("window.__lg.watch = 'seed=3'")  # in both model ids, never in an answer
+    nb.run("blind", timeout=60)
+    grid = nb.grid("blind")
+    grid.locator(".llmgrid-vote:not([hidden]) button").first.wait_for(timeout=10_000)
+    html = nb.cell("blind").locator(".jp-OutputArea").inner_html()
+    assert "seed=3" not in html and "sim/" not in html, "a model's name is in the page before the vote"
+    names = grid.locator(".llmgrid-pane-name").all_inner_texts()
+    assert names == ["Model A", "Model B"]
+    assert grid.locator(".llmgrid-route:not([hidden])").count() == 0
+    assert nb.page.evaluate("window.__lg.seen") == [], "a widget or display message named a model"
+    buttons = grid.locator(".llmgrid-vote button").all_inner_texts()
+    assert buttons == ["Model A is better", "Model B is better", "Tie", "Both bad"]
+    grid.locator(".llmgrid-vote button", has_text="Model B is better").click()
+    grid.locator(".llmgrid-vote[data-voted='true']").wait_for(timeout=10_000)
+    nb.page.wait_for_function(
+        "el => [...el.querySelectorAll('.llmgrid-pane-name')].every(n => n.textContent.includes('seed=3'))",
+        arg=grid.element_handle(), timeout=10_000)
+    # The watcher works: the names came over the wire with the vote.
+    assert any(m["kind"] == "comm_msg" for m in nb.page.evaluate("window.__lg.seen"))
+    nb.run("blind_dump")
+    kernel = nb.read_json("blind.json")
+    assert kernel["revealed"] is True and kernel["votes"] == [kernel["labels"]["Model B"]]
+    shown = grid.locator(".llmgrid-pane-name").all_inner_texts()
+    assert shown == [f"{label} · {name}" for label, name in kernel["labels"].items()]

@@ -20,7 +20,6 @@ from browser.jupyterlab_driver import ARTIFACTS, JupyterServer, NotebookPage, op
 BIG_MODEL = "sim/instant?tokens=25000&seed=11"
 LATE_MODEL = "sim/steady?tokens=900&rate=40&seed=13"
 FOLLOW_MODEL = "sim/steady?tokens=2500&rate=200&seed=14"
-BLIND_MODELS = ["sim/fast?tokens=60&seed=30", "sim/steady?tokens=60&rate=300&seed=31"]
 EIGHT_MODELS = [f"sim/steady?tokens=1600&rate=200&jitter=0&seed={20 + i}" for i in range(8)]
 
 CELLS = {
@@ -37,13 +36,6 @@ CELLS = {
     "follow": f'%llmgrid --background -m "{FOLLOW_MODEL}" "Explain SSE"',
     "eight": f'%llmgrid -m "{",".join(EIGHT_MODELS)}" "Explain SSE"',
     "follow_dump": '_llmgrid.cancel()\n_llmgrid.wait(10)\n_dump("follow.json", _llmgrid)',
-    "blind": f'%llmgrid --blind -m "{",".join(BLIND_MODELS)}" "Explain SSE"',
-    "blind_dump": ('import llmgrid_nb as lg\n'
-                   '_v = lg.votes()\n'
-                   'json.dump({"labels": _llmgrid.labels, "revealed": _llmgrid.revealed,\n'
-                   '           "votes": _v[_v.run_id == _llmgrid.run_id].winner.tolist()},\n'
-                   '          open("blind.json.tmp", "w"))\n'
-                   'os.replace("blind.json.tmp", "blind.json")'),
 }
 
 
@@ -212,30 +204,6 @@ def test_every_pane_follows_its_answer_to_the_end_when_eight_stream_at_once(nb: 
     assert all(px <= 30 for px in below), f"panes stopped following their answer (px below the view): {below}"
 
 
+
 def test_a_blind_run_names_no_model_until_the_vote_button_is_clicked(nb: NotebookPage) -> None:
-    """Letters in the page and on the wire; a click on a vote button records the vote in the kernel
-    and shows the names, in the widget and in the cell's saved output."""
-    nb.page.evaluate("window.__lg.watch = 'seed=3'")  # in both model ids, never in an answer
-    nb.run("blind", timeout=60)
-    grid = nb.grid("blind")
-    grid.locator(".llmgrid-vote:not([hidden]) button").first.wait_for(timeout=10_000)
-    html = nb.cell("blind").locator(".jp-OutputArea").inner_html()
-    assert "seed=3" not in html and "sim/" not in html, "a model's name is in the page before the vote"
-    names = grid.locator(".llmgrid-pane-name").all_inner_texts()
-    assert names == ["Model A", "Model B"]
-    assert grid.locator(".llmgrid-route:not([hidden])").count() == 0
-    assert nb.page.evaluate("window.__lg.seen") == [], "a widget or display message named a model"
-    buttons = grid.locator(".llmgrid-vote button").all_inner_texts()
-    assert buttons == ["Model A is better", "Model B is better", "Tie", "Both bad"]
-    grid.locator(".llmgrid-vote button", has_text="Model B is better").click()
-    grid.locator(".llmgrid-vote[data-voted='true']").wait_for(timeout=10_000)
-    nb.page.wait_for_function(
-        "el => [...el.querySelectorAll('.llmgrid-pane-name')].every(n => n.textContent.includes('seed=3'))",
-        arg=grid.element_handle(), timeout=10_000)
-    # The watcher works: the names came over the wire with the vote.
-    assert any(m["kind"] == "comm_msg" for m in nb.page.evaluate("window.__lg.seen"))
-    nb.run("blind_dump")
-    kernel = nb.read_json("blind.json")
-    assert kernel["revealed"] is True and kernel["votes"] == [kernel["labels"]["Model B"]]
-    shown = grid.locator(".llmgrid-pane-name").all_inner_texts()
-    assert shown == [f"{label} · {name}" for label, name in kernel["labels"].items()]
+    grid_checks.check_a_blind_run_names_no_model_until_the_vote_button_is_clicked(nb)

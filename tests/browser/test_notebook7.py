@@ -63,3 +63,7 @@ def test_kernel_interrupt_cancels_a_blocking_run_and_keeps_the_partial_text(nb: 
 
 def test_html_and_javascript_links_in_an_answer_execute_nothing(nb: NotebookPage) -> None:
     grid_checks.check_html_and_javascript_links_in_an_answer_execute_nothing(nb)
+
+
+def test_a_blind_run_names_no_model_until_the_vote_button_is_clicked(nb: NotebookPage) -> None:
+    grid_checks.check_a_blind_run_names_no_model_until_the_vote_button_is_clicked(nb)
