@@ -211,7 +211,16 @@ class SimApp:
             await self._unary(send, encoder, completion, offsets, fault, record, transport, headers)
             return
 
-        frames = encoder.frames(completion, offsets)
+        n = dialect.choices(request) if hasattr(dialect, "choices") else 1
+        if n > 1:  # the choices are different answers (seeds apart), each on its own schedule
+            completions = [completion, *(generate(opts.profile, request.messages, request.seed + i,
+                                                  max_tokens=request.max_tokens, tools=request.tools, xss=opts.xss)
+                                         for i in range(1, n))]
+            schedules = [offsets, *(schedule(opts.profile, max(1, len(c.pieces)), request.seed + i)
+                                    for i, c in enumerate(completions[1:], 1))]
+            frames = encoder.frames_n(completions, schedules)
+        else:
+            frames = encoder.frames(completion, offsets)
         if fault is not None:
             frames = apply_fault(frames, fault, encoder)
         content_type = dialect.stream_content_type if chat.sse else _JSON

@@ -197,3 +197,37 @@ def test_unknown_log_id_is_404(client: httpx.Client) -> None:
 def test_xss_option_puts_payloads_in_the_text(client: httpx.Client, xss_field: str) -> None:
     body = client.post("/v1/chat/completions", json={"model": "instant?tokens=5&xss=1", "messages": PROMPT}).json()
     assert xss_field in body["choices"][0]["message"]["content"]
+
+
+def test_n_choices_stream_as_openai_sends_them(client: httpx.Client) -> None:
+    """As the real ``openai_n3_choices.sse``: one choice per chunk, their chunks interleaved, each
+    choice opening with its role and ending with its own finish, then one usage chunk whose
+    completion tokens are every choice's, then ``[DONE]``."""
+    response, events = stream_events(client, "sim/fast?tokens=12", n=3, stream_options={"include_usage": True})
+    assert response.status_code == 200
+    body = chunks(events)
+    per_choice = [c for c in body if c["choices"]]
+    assert all(len(c["choices"]) == 1 for c in per_choice)
+    indexes = [c["choices"][0]["index"] for c in per_choice]
+    assert sorted(set(indexes)) == [0, 1, 2] and indexes != sorted(indexes), "interleaved, not one after another"
+    texts = {i: "" for i in range(3)}
+    for c in per_choice:
+        choice = c["choices"][0]
+        texts[choice["index"]] += choice["delta"].get("content") or ""
+    assert len(set(texts.values())) == 3, "three different answers"
+    for i in range(3):
+        mine = [c["choices"][0] for c in per_choice if c["choices"][0]["index"] == i]
+        assert mine[0]["delta"]["role"] == "assistant" and mine[-1]["finish_reason"] == "stop"
+        assert all(m["finish_reason"] is None for m in mine[:-1])
+    usage = body[-1]
+    assert usage["choices"] == [] and usage["usage"]["completion_tokens"] == 36
+    assert usage["usage"]["total_tokens"] == usage["usage"]["prompt_tokens"] + 36
+
+
+@pytest.mark.parametrize(("n", "stream"), [(0, True), ("2", True), (True, True), (2, False)])
+def test_a_bad_n_or_several_choices_unstreamed_is_a_400_naming_n(client: httpx.Client, n: object,
+                                                                 stream: bool) -> None:
+    response = client.post("/v1/chat/completions", json={"model": "sim/fast", "messages": PROMPT, "n": n,
+                                                         "stream": stream})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "n"

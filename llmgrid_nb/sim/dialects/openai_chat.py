@@ -83,8 +83,11 @@ class OpenAIChat:
             "Invalid 'max_tokens': {value!r}. Expected a non-negative integer.",
         )
         n = body.get("n", 1)
-        if n not in (None, 1):  # said plainly, rather than streaming one choice of the n asked for
-            raise BadRequest(400, f"Invalid 'n': {n!r}. The simulator streams a single choice: n must be 1.",
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128):
+            raise BadRequest(400, f"Invalid 'n': {n!r}. Expected an integer between 1 and 128.", param="n",
+                             code="invalid_value")
+        if n not in (None, 1) and not body.get("stream", False):
+            raise BadRequest(400, f"Invalid 'n': {n}. The simulator answers several choices only when streaming.",
                              param="n", code="invalid_value")
         tools = body.get("tools") if isinstance(body.get("tools"), list) else None
         return ChatRequest(
@@ -106,6 +109,11 @@ class OpenAIChat:
         """The status and body from ``OPENAI_FAULTS``."""
         status, message, type_, code = OPENAI_FAULTS[kind]
         return status, openai_error(message.format(model=model), type_, code)
+
+    def choices(self, request: ChatRequest) -> int:
+        """How many choices the request asks for (``n``, checked by ``parse``)."""
+        n = request.body.get("n")
+        return n if isinstance(n, int) and n > 1 else 1
 
     def headers(self, request_id: str) -> Headers:
         """``x-request-id``."""
@@ -132,15 +140,19 @@ class OpenAIEncoder:
         self.include_usage = include_usage
         head = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": model}
         self._head = json_bytes(head)[:-1] + b',"system_fingerprint":"fp_llmgrid_sim"'
-        self._prefix = b"data: " + self._head + b',"choices":[{"index":0,"delta":'
+        self._prefix = self._prefix_of(0)
         tail = b',"finish_reason":null,"logprobs":null}]'
         self._suffix = tail + (b',"usage":null' if include_usage else b"") + b"}\n\n"
 
-    def _delta(self, delta: bytes, finish: str | None = None) -> bytes:
+    def _prefix_of(self, index: int) -> bytes:
+        return b"data: " + self._head + b',"choices":[{"index":' + str(index).encode() + b',"delta":'
+
+    def _delta(self, delta: bytes, finish: str | None = None, *, prefix: bytes | None = None) -> bytes:
+        prefix = self._prefix if prefix is None else prefix
         if finish is None:
-            return self._prefix + delta + self._suffix
+            return prefix + delta + self._suffix
         tail = b',"finish_reason":' + json_bytes(finish) + b',"logprobs":null}]'
-        return self._prefix + delta + tail + (b',"usage":null' if self.include_usage else b"") + b"}\n\n"
+        return prefix + delta + tail + (b',"usage":null' if self.include_usage else b"") + b"}\n\n"
 
     def content(self, text: str) -> bytes:
         """One content delta chunk."""
@@ -172,25 +184,49 @@ class OpenAIEncoder:
 
     def frames(self, completion: Completion, offsets: list[float]) -> list[Frame]:
         """Role, one chunk per piece, finish, optional usage, ``[DONE]``."""
-        out = [Frame(offsets[0], "role", self._delta(b'{"role":"assistant","content":""}'))]
+        out = self._choice_frames(completion, offsets, 0)
+        return out + self._end(out[-1].offset, self.usage(completion))
+
+    def frames_n(self, completions: list[Completion], offsets: list[list[float]]) -> list[Frame]:
+        """Several choices (``n``) in one stream, as OpenAI sends them: every chunk carries one
+        choice (its ``index``), the choices' chunks interleaved in time, each choice finishing on
+        its own; then one usage chunk (completion tokens summed over the choices) and ``[DONE]``."""
+        streams = [self._choice_frames(c, o, i) for i, (c, o) in enumerate(zip(completions, offsets))]
+        merged = sorted((f for s in streams for f in s), key=lambda f: f.offset)  # stable: index order on ties
+        usage = self.usage(completions[0])
+        completion_tokens = sum(c.completion_tokens for c in completions)
+        usage.update(completion_tokens=completion_tokens, total_tokens=completions[0].prompt_tokens + completion_tokens,
+                     completion_tokens_details={"reasoning_tokens": sum(c.reasoning_tokens for c in completions)})
+        return merged + self._end(merged[-1].offset, usage)
+
+    def _choice_frames(self, completion: Completion, offsets: list[float], index: int) -> list[Frame]:
+        """One choice's role, pieces and finish chunks."""
+        prefix = self._prefix_of(index) if index else self._prefix
+        out = [Frame(offsets[0], "role", self._delta(b'{"role":"assistant","content":""}', prefix=prefix))]
         call = completion.tool_call
         for i, piece in enumerate(completion.pieces):
             if piece.kind == "content":
-                data = self.content(piece.text)
+                data = self._delta(b'{"content":' + json_bytes(piece.text) + b"}", prefix=prefix)
             elif piece.kind == "reasoning":
-                data = self._delta(b'{"reasoning_content":' + json_bytes(piece.text) + b"}")
+                data = self._delta(b'{"reasoning_content":' + json_bytes(piece.text) + b"}", prefix=prefix)
             elif i == 0 or completion.pieces[i - 1].kind != "tool_call":
                 assert call is not None
                 head = {"index": 0, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
-                data = self._delta(b'{"tool_calls":[' + json_bytes(head) + b"]}")
+                data = self._delta(b'{"tool_calls":[' + json_bytes(head) + b"]}", prefix=prefix)
             else:
-                data = self._delta(b'{"tool_calls":[{"index":0,"function":{"arguments":' + json_bytes(piece.text) + b"}}]}")
+                data = self._delta(b'{"tool_calls":[{"index":0,"function":{"arguments":' + json_bytes(piece.text)
+                                   + b"}}]}", prefix=prefix)
             out.append(Frame(offsets[i], piece.kind, data))
         end = offsets[len(completion.pieces) - 1] if completion.pieces else offsets[0]
-        out.append(Frame(end, "finish", self._delta(b"{}", completion.finish_reason)))
+        out.append(Frame(end, "finish", self._delta(b"{}", completion.finish_reason, prefix=prefix)))
+        return out
+
+    def _end(self, end: float, usage: dict[str, object]) -> list[Frame]:
+        """The optional usage chunk and ``[DONE]``."""
+        out = []
         if self.include_usage:
-            usage = b"data: " + self._head + b',"choices":[],"usage":' + json_bytes(self.usage(completion)) + b"}\n\n"
-            out.append(Frame(end, "usage", usage))
+            out.append(Frame(end, "usage", b"data: " + self._head + b',"choices":[],"usage":' + json_bytes(usage)
+                             + b"}\n\n"))
         out.append(Frame(end, "done", b"data: [DONE]\n\n"))
         return out
 
