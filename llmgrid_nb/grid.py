@@ -274,13 +274,8 @@ class Grid:
 
     @property
     def revealed(self) -> bool:
-        """False while a blind run's widget hides the names (until its vote, or an earlier turn's)."""
-        sink = self._widget_sink
-        if self._blinding is None:
-            return True
-        if sink is not None:
-            return not sink.hidden
-        return self._voted_so_far()
+        """False while a blind run's outputs hide the names (until its vote, or an earlier turn's)."""
+        return self._blinding is None or self._voted_so_far()
 
     @property
     def voted(self) -> Vote | None:
