@@ -328,7 +328,7 @@ class Grid:
             name = self._blinding.source_of(winner)
             if name in choices:
                 return name
-        if winner in choices and (self._blinding is None or self.revealed):
+        if winner in choices and self.revealed:
             return winner
         shown = [self._shown(n) for n in choices]
         raise ConfigError(f"no model pane {winner!r} to vote for: choose one of {', '.join(map(repr, shown))}, "
@@ -372,7 +372,8 @@ class Grid:
     def shown_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(summary, chunks) as the run's own outputs may show them: a blind run's by label, with
         nothing naming a model, until the names are revealed."""
-        if self._blinding is not None and not self.revealed:
+        if not self.revealed:
+            assert self._blinding is not None
             return self._blinding.frames(self.summary, self.chunks)
         return self.summary, self.chunks
 
@@ -427,7 +428,8 @@ class Grid:
 
     def __repr__(self) -> str:
         turn = f" turn {self.turn}" if self.turn > 1 else ""
-        if self._blinding is not None and not self.revealed:
+        if not self.revealed:
+            assert self._blinding is not None
             names = ", ".join(self._blinding.labels[n] for n in self._blinding.order)
             return f"<Grid {self.run_id}{turn} {self.status}, blind: {names}>"
         return f"<Grid {self.run_id}{turn} {self.status}: {', '.join(self.sources)}>"
