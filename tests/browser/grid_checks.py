@@ -344,6 +344,7 @@ def check_a_blind_run_names_no_model_until_the_vote_button_is_clicked(nb: Notebo
     assert names == ["Model A", "Model B"]
     assert grid.locator(".llmgrid-route:not([hidden])").count() == 0
     assert nb.page.evaluate("window.__lg.seen") == [], "a widget or display message named a model"
+    assert "seed=3" not in saved_output(nb, "blind"), "the saved notebook names a model before the vote"
     buttons = grid.locator(".llmgrid-vote button").all_inner_texts()
     assert buttons == ["Model A is better", "Model B is better", "Tie", "Both bad"]
     grid.locator(".llmgrid-vote button", has_text="Model B is better").click()
@@ -358,3 +359,27 @@ def check_a_blind_run_names_no_model_until_the_vote_button_is_clicked(nb: Notebo
     assert kernel["revealed"] is True and kernel["votes"] == [kernel["labels"]["Model B"]]
     shown = grid.locator(".llmgrid-pane-name").all_inner_texts()
     assert shown == [f"{label} · {name}" for label, name in kernel["labels"].items()]
+    # The cell's saved output followed the vote: the static renderings now name the models.
+    deadline = time.monotonic() + 10
+    while "seed=30" not in saved_output(nb, "blind"):
+        assert time.monotonic() < deadline, "the saved output still hides the names after the vote"
+        time.sleep(0.2)
+
+
+def saved_output(nb: NotebookPage, key: str) -> str:
+    """Cell ``key``'s outputs as the notebook file holds them after a save (Ctrl+S), as JSON text."""
+    import json
+
+    import nbformat
+
+    path = nb.server.root / nb.name
+    before = path.stat().st_mtime_ns
+    nb.cell(key).locator(".jp-InputPrompt").first.click()  # the cell, in command mode, not its output
+    nb.page.keyboard.press("Control+s")
+    deadline = time.monotonic() + 10
+    while path.stat().st_mtime_ns == before:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{nb.name} was not saved")
+        time.sleep(0.05)
+    cell = nbformat.read(path, as_version=4).cells[nb.keys.index(key)]
+    return json.dumps(cell.outputs)
