@@ -225,13 +225,13 @@ class WidgetSink:
 
     def __init__(self, widget: GridWidget, *, rate: float = 25.0, pane_updates: float = 160.0,
                  stoppable: bool = True, turn: int = 1,
-                 earlier: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
-                 blinding: Blinding | None = None, hidden: bool = True) -> None:
+                 earlier: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> None:
         self.widget = widget
-        #: A blind run's letters (pane ids on the wire are "A", "B", ...), and whether the names
-        #: are still hidden: until the vote, nothing naming a model is sent (see ``reveal``).
-        self.blinding = blinding
-        self.hidden = blinding is not None and hidden
+        #: A blind run's letters (pane ids on the wire are "A", "B", ...; set by the API before
+        #: the run starts), and whether the names are still hidden: until the vote, nothing
+        #: naming a model is sent (see ``reveal``).
+        self.blinding: Blinding | None = None
+        self.hidden = False
         #: The live answer's turn, and each pane's earlier turns ({turn, question, text, status}).
         self.turn = turn
         self.earlier = {name: [dict(t) for t in turns] for name, turns in (earlier or {}).items()}
@@ -274,11 +274,10 @@ class WidgetSink:
             source = slots[name].source
             spec = {"id": self._ids[name], "name": name, "model": source.model, "route": source.route,
                     "kind": getattr(source, "pane_kind", "model")}
-            if blinding is not None:
-                label = blinding.labels[name]
-                spec["name"] = label if self.hidden else f"{label} · {name}" if label.startswith("Model ") else name
-                if self.hidden:
-                    spec["model"] = spec["route"] = ""
+            if blinding is not None and self.hidden:
+                spec.update(name=blinding.labels[name], model="", route="")
+            elif blinding is not None and blinding.labels[name].startswith("Model "):
+                spec["name"] = f"{blinding.labels[name]} · {name}"  # revealed: the letter voted on, then the name
             specs.append(spec)
         return specs
 
